@@ -1,0 +1,34 @@
+# Entry points. `make run` and `make test` are the README's two commands.
+PRESET ?= default
+BUILD  := build/$(PRESET)
+MODEL  ?= ../shared/models/stories260K.gguf
+PROMPT ?= Once upon a time
+
+.PHONY: all deps build run test test-asan test-tsan format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh >/dev/null
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET)
+
+run: build
+	$(BUILD)/mmserve generate -m $(MODEL) --temp 0 -n 64 "$(PROMPT)"
+
+test: build
+	ctest --preset $(PRESET) -j2
+
+test-asan:
+	@$(MAKE) --no-print-directory test PRESET=asan
+
+test-tsan:
+	@$(MAKE) --no-print-directory test PRESET=tsan
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,45 @@
+# Finds the engines (ggml, llama, mtmd, whisper) and the Debian -dev libraries.
+#
+# Default: scripts/deps.sh builds llama.cpp and whisper.cpp from pinned sources into a versioned
+# cache (a no-op when the cache is warm) and prints its prefix, which is searched first.
+# With -DMMSERVE_SYSTEM_DEPS=ON, an installed llama.cpp/whisper.cpp is used instead: point
+# CMAKE_PREFIX_PATH at it. libmtmd installs no CMake package, so it is imported by hand here.
+
+if(NOT MMSERVE_SYSTEM_DEPS)
+  set(_deps_env "")
+  if(MMSERVE_PORTABLE)
+    list(APPEND _deps_env MMSERVE_PORTABLE=1)
+  endif()
+  if(MMSERVE_CUDA)
+    list(APPEND _deps_env MMSERVE_CUDA=1)
+  endif()
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E env ${_deps_env} MMSERVE_NO_APT=1 ${CMAKE_CURRENT_SOURCE_DIR}/scripts/deps.sh
+    OUTPUT_VARIABLE _deps_out
+    RESULT_VARIABLE _deps_rc
+    OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT _deps_rc EQUAL 0)
+    message(FATAL_ERROR "scripts/deps.sh failed (exit ${_deps_rc}); see its output above")
+  endif()
+  string(REGEX REPLACE ".*\n" "" MMSERVE_DEPS_PREFIX "${_deps_out}")
+  message(STATUS "mmserve: engines from ${MMSERVE_DEPS_PREFIX}")
+  list(PREPEND CMAKE_PREFIX_PATH "${MMSERVE_DEPS_PREFIX}")
+  set(MMSERVE_ENGINE_SOURCES "${MMSERVE_DEPS_PREFIX}/src" CACHE INTERNAL "pinned engine sources")
+endif()
+
+find_package(ggml REQUIRED)
+find_package(llama REQUIRED)
+find_package(whisper REQUIRED)
+
+find_library(MTMD_LIBRARY mtmd HINTS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES lib REQUIRED)
+find_path(MTMD_INCLUDE_DIR mtmd.h HINTS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES include REQUIRED)
+add_library(mtmd SHARED IMPORTED)
+set_target_properties(mtmd PROPERTIES
+  IMPORTED_LOCATION "${MTMD_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${MTMD_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES "llama;ggml::ggml")
+
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

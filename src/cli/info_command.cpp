@@ -1,0 +1,115 @@
+// `mmserve info`: what a GGUF model is, read from its header without loading the weights.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/arg_parser.h"
+#include "cli/commands.h"
+#include "core/model_locator.h"
+#include "engine/gguf_inspect.h"
+
+namespace mmserve::cli {
+namespace {
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+std::string human_count(uint64_t n) {
+  char buf[32];
+  if (n >= 1'000'000'000) {
+    std::snprintf(buf, sizeof(buf), "%.2fB", static_cast<double>(n) / 1e9);
+  } else if (n >= 1'000'000) {
+    std::snprintf(buf, sizeof(buf), "%.2fM", static_cast<double>(n) / 1e6);
+  } else if (n >= 1000) {
+    std::snprintf(buf, sizeof(buf), "%.1fK", static_cast<double>(n) / 1e3);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
+std::string or_unknown(int64_t v) {
+  return v < 0 ? "unknown" : std::to_string(v);
+}
+
+nlohmann::json to_json(const engine::GgufSummary& s) {
+  nlohmann::json types = nlohmann::json::array();
+  for (const auto& t : s.tensor_types) {
+    types.push_back({{"type", t.type}, {"tensors", t.tensors}, {"bytes", t.bytes}});
+  }
+  return {{"path", s.path},
+          {"file_bytes", s.file_bytes},
+          {"architecture", s.architecture},
+          {"name", s.name},
+          {"file_type", s.file_type},
+          {"parameters", s.n_params},
+          {"weights_bytes", s.tensor_bytes},
+          {"tensor_types", types},
+          {"layers", s.n_layer},
+          {"embedding_length", s.n_embd},
+          {"heads", s.n_head},
+          {"kv_heads", s.n_head_kv},
+          {"vocab_size", s.n_vocab},
+          {"context_length", s.n_ctx_train},
+          {"mixture_of_experts", s.is_moe()},
+          {"experts", s.n_expert},
+          {"experts_used", s.n_expert_used},
+          {"chat_template", s.has_chat_template}};
+}
+
+}  // namespace
+
+int run_info(const std::vector<std::string>& args) {
+  ArgParser p({"-m|--model"}, {"--json", "-h|--help"});
+  p.parse(args);
+  if (p.flag("--help")) {
+    std::cout << "usage: mmserve info [-m] MODEL.gguf [--json]\n";
+    return 0;
+  }
+  std::string path = p.get("--model");
+  if (path.empty() && !p.positionals().empty()) path = p.positionals().front();
+  const auto s = engine::inspect_gguf(locate_text_model(path));
+  if (p.flag("--json")) {
+    std::cout << to_json(s).dump(2) << "\n";
+    return 0;
+  }
+  std::string types;
+  for (const auto& t : s.tensor_types) {
+    if (!types.empty()) types += ", ";
+    types += t.type + " x" + std::to_string(t.tensors) + " (" + human_bytes(t.bytes) + ")";
+  }
+  std::string moe = "no";
+  if (s.is_moe()) {
+    moe = "yes: " + std::to_string(s.n_expert) + " experts, " + or_unknown(s.n_expert_used) +
+          " used per token";
+  }
+  std::printf("file:               %s (%s)\n", s.path.c_str(), human_bytes(s.file_bytes).c_str());
+  std::printf("architecture:       %s\n", s.architecture.c_str());
+  if (!s.name.empty()) std::printf("name:               %s\n", s.name.c_str());
+  std::printf("parameters:         %s (%llu)\n", human_count(s.n_params).c_str(),
+              static_cast<unsigned long long>(s.n_params));
+  std::printf("file type:          %s\n", s.file_type.empty() ? "unknown" : s.file_type.c_str());
+  std::printf("tensor types:       %s\n", types.c_str());
+  std::printf("weights memory:     %s\n", human_bytes(s.tensor_bytes).c_str());
+  std::printf("layers:             %s\n", or_unknown(s.n_layer).c_str());
+  std::printf("embedding length:   %s\n", or_unknown(s.n_embd).c_str());
+  std::printf("attention heads:    %s\n", or_unknown(s.n_head).c_str());
+  std::printf("kv heads:           %s\n", or_unknown(s.n_head_kv).c_str());
+  std::printf("vocabulary:         %s\n", or_unknown(s.n_vocab).c_str());
+  std::printf("context length:     %s\n", or_unknown(s.n_ctx_train).c_str());
+  std::printf("mixture of experts: %s\n", moe.c_str());
+  std::printf("chat template:      %s\n", s.has_chat_template ? "yes" : "no");
+  return 0;
+}
+
+}  // namespace mmserve::cli

@@ -1,0 +1,60 @@
+// mmserve: one executable, several subcommands. This file only dispatches and turns errors
+// into one line on stderr and a non-zero exit (2 for bad usage, 1 for everything else).
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "engine/versions.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(mmserve: multimodal inference server
+
+usage: mmserve COMMAND [options]
+  generate   generate text from a prompt with a GGUF model
+  info       describe a GGUF model file
+  --version  print the versions of mmserve and its engines
+
+`mmserve COMMAND --help` describes each command.
+)";
+
+}  // namespace
+
+namespace mmserve::cli {
+
+void print_version() {
+  std::printf("mmserve %s\nllama.cpp %s\nwhisper.cpp %s\nggml %s\nbackends %s\n", version(),
+              llama_cpp_version().c_str(), whisper_cpp_version().c_str(),
+              ggml_version_string().c_str(), backend_names().c_str());
+}
+
+}  // namespace mmserve::cli
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "--version" || command == "version") {
+      mmserve::cli::print_version();
+      return 0;
+    }
+    if (command == "generate") return mmserve::cli::run_generate(args);
+    if (command == "info") return mmserve::cli::run_info(args);
+    std::fprintf(stderr, "mmserve: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 2;
+  } catch (const mmserve::Error& e) {
+    std::fprintf(stderr, "mmserve: error: %s\n", e.what());
+    return e.code() == mmserve::ErrorCode::kInvalidInput ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mmserve: internal error: %s\n", e.what());
+    return 1;
+  }
+}

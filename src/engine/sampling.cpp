@@ -1,0 +1,56 @@
+#include "engine/sampling.h"
+
+#include <llama.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+
+namespace mmserve::engine {
+namespace {
+
+void require(bool ok, const char* field, const std::string& what) {
+  if (!ok) throw Error(ErrorCode::kInvalidInput, std::string(field) + " " + what, field);
+}
+
+}  // namespace
+
+void validate(const SamplingParams& p) {
+  require(std::isfinite(p.temperature) && p.temperature >= 0 && p.temperature <= 100, "temperature",
+          "must be between 0 and 100");
+  require(p.top_k >= 0, "top_k", "must be >= 0");
+  require(std::isfinite(p.top_p) && p.top_p > 0 && p.top_p <= 1, "top_p", "must be in (0, 1]");
+  require(std::isfinite(p.min_p) && p.min_p >= 0 && p.min_p <= 1, "min_p", "must be in [0, 1]");
+  require(std::isfinite(p.repeat_penalty) && p.repeat_penalty > 0 && p.repeat_penalty <= 10,
+          "repeat_penalty", "must be in (0, 10]");
+  require(p.repeat_last_n >= 0, "repeat_last_n", "must be >= 0");
+}
+
+void SamplerDeleter::operator()(llama_sampler* sampler) const {
+  llama_sampler_free(sampler);
+}
+
+SamplerPtr make_sampler(const SamplingParams& p, int32_t n_vocab) {
+  auto chain_params = llama_sampler_chain_default_params();
+  chain_params.no_perf = true;
+  SamplerPtr chain(llama_sampler_chain_init(chain_params));
+  if (p.repeat_penalty != 1.0f) {
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab, p.repeat_last_n,
+                                                                      p.repeat_penalty, 0, 0));
+  }
+  if (p.temperature <= 0) {
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
+    return chain;
+  }
+  uint32_t seed = p.seed;
+  if (seed == LLAMA_DEFAULT_SEED) seed = std::random_device{}();
+  if (p.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(p.top_k));
+  if (p.top_p < 1) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(p.top_p, 1));
+  if (p.min_p > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(p.min_p, 1));
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(p.temperature));
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
+  return chain;
+}
+
+}  // namespace mmserve::engine

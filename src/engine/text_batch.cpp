@@ -1,0 +1,340 @@
+#include "engine/text_batch.h"
+
+#include <llama.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "engine/backend.h"
+
+namespace mmserve::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "error";
+}
+
+struct TextBatch::Slot {
+  int32_t seq = 0;  // llama sequence id
+  bool active = false;
+  SequenceId id = 0;
+  GenerationRequest request;
+  SequenceCallbacks callbacks;
+  SamplerPtr sampler;
+  std::unique_ptr<TextStream> stream;
+  std::vector<Token> cache;  // tokens whose KV is in this slot's sequence, in order
+  size_t prompt_done = 0;    // prompt tokens decoded (cache holds them)
+  Token next_token = -1;     // sampled, not yet decoded; -1 while prefilling
+  int32_t cached_prompt = 0;
+  int32_t generated = 0;
+  uint64_t last_used = 0;
+  Clock::time_point started, first_token;
+
+  int64_t reservation() const {
+    return static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  }
+};
+
+TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options)
+    : model_(std::move(model)) {
+  ensure_backend_initialized();
+  const int32_t parallel = std::max(1, options.n_parallel);
+  auto params = llama_context_default_params();
+  params.n_ctx = options.n_ctx > 0 ? static_cast<uint32_t>(options.n_ctx)
+                                   : static_cast<uint32_t>(model_->n_ctx_train());
+  params.n_batch = static_cast<uint32_t>(std::max(1, options.n_batch));
+  params.n_ubatch = params.n_batch;
+  params.n_seq_max = static_cast<uint32_t>(parallel);
+  params.kv_unified = true;  // one pool shared by every sequence (see header)
+  const int threads = options.threads > 0 ? options.threads : default_thread_count();
+  params.n_threads = threads;
+  params.n_threads_batch = threads;
+  params.no_perf = true;
+  clear_recent_engine_errors();
+  ctx_ = llama_init_from_model(model_->raw(), params);
+  if (ctx_ == nullptr) {
+    throw Error(ErrorCode::kModelLoad,
+                "cannot create a context of " + std::to_string(params.n_ctx) +
+                    " tokens: " + recent_engine_errors(),
+                "ctx_size");
+  }
+  n_ctx_ = static_cast<int32_t>(llama_n_ctx(ctx_));
+  n_batch_ = static_cast<int32_t>(llama_n_batch(ctx_));
+  for (int32_t i = 0; i < parallel; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->seq = i;
+    slots_.push_back(std::move(slot));
+  }
+}
+
+TextBatch::~TextBatch() {
+  if (ctx_ != nullptr) llama_free(ctx_);
+}
+
+void TextBatch::validate(const GenerationRequest& r) const {
+  if (r.prompt.empty()) throw Error(ErrorCode::kInvalidInput, "the prompt is empty", "input");
+  if (r.max_tokens < 1) {
+    throw Error(ErrorCode::kInvalidInput, "max_tokens must be at least 1", "max_tokens");
+  }
+  const int64_t need = static_cast<int64_t>(r.prompt.size()) + r.max_tokens;
+  if (static_cast<int64_t>(r.prompt.size()) >= n_ctx_) {
+    throw Error(ErrorCode::kInvalidInput,
+                "the prompt is " + std::to_string(r.prompt.size()) +
+                    " tokens, longer than the context of " + std::to_string(n_ctx_),
+                "input");
+  }
+  if (need > n_ctx_) {
+    throw Error(ErrorCode::kInvalidInput,
+                "prompt (" + std::to_string(r.prompt.size()) + " tokens) plus max_tokens (" +
+                    std::to_string(r.max_tokens) + ") exceeds the context of " +
+                    std::to_string(n_ctx_) + " tokens",
+                "max_tokens");
+  }
+  engine::validate(r.sampling);
+}
+
+int64_t TextBatch::cells_in_use(const Slot* except) const {
+  int64_t used = 0;
+  for (const auto& s : slots_) {
+    if (s.get() == except) continue;
+    used += s->active ? s->reservation() : static_cast<int64_t>(s->cache.size());
+  }
+  return used;
+}
+
+bool TextBatch::can_start(const GenerationRequest& request) const {
+  int64_t reserved = 0;
+  bool free_slot = false;
+  for (const auto& s : slots_) {
+    if (s->active) {
+      reserved += s->reservation();
+    } else {
+      free_slot = true;
+    }
+  }
+  // Idle caches can always be evicted, so only running reservations constrain a start.
+  return free_slot &&
+         reserved + request.prompt.size() + request.max_tokens <= static_cast<uint64_t>(n_ctx_);
+}
+
+TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallbacks callbacks) {
+  // Prefer the idle slot sharing the longest prefix with the prompt (prefix reuse), then the
+  // least recently used one.
+  Slot* best = nullptr;
+  size_t best_prefix = 0;
+  for (auto& s : slots_) {
+    if (s->active) continue;
+    const auto mismatch = std::ranges::mismatch(s->cache, request.prompt);
+    const auto prefix = static_cast<size_t>(mismatch.in1 - s->cache.begin());
+    if (best == nullptr || prefix > best_prefix ||
+        (prefix == best_prefix && s->last_used < best->last_used)) {
+      best = s.get();
+      best_prefix = prefix;
+    }
+  }
+  if (best == nullptr) throw Error(ErrorCode::kBusy, "no free sequence slot");
+  Slot& slot = *best;
+  llama_memory_t mem = llama_get_memory(ctx_);
+
+  // At least the last prompt token must be decoded again to get its logits.
+  size_t keep = std::min(best_prefix, request.prompt.size() - 1);
+  if (!llama_memory_seq_rm(mem, slot.seq, static_cast<llama_pos>(keep), -1)) {
+    llama_memory_seq_rm(mem, slot.seq, -1, -1);  // this model cannot trim: start over
+    keep = 0;
+  }
+  slot.cache.resize(keep);
+
+  // Make room: evict idle caches, least recently used first.
+  const int64_t need = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  while (cells_in_use(&slot) + need > n_ctx_) {
+    Slot* victim = nullptr;
+    for (auto& s : slots_) {
+      if (!s->active && s.get() != &slot && !s->cache.empty() &&
+          (victim == nullptr || s->last_used < victim->last_used)) {
+        victim = s.get();
+      }
+    }
+    if (victim == nullptr) break;  // can_start guaranteed this cannot happen
+    llama_memory_seq_rm(mem, victim->seq, -1, -1);
+    victim->cache.clear();
+  }
+
+  slot.active = true;
+  slot.id = next_id_++;
+  slot.sampler = make_sampler(request.sampling, llama_vocab_n_tokens(model_->vocab()));
+  for (const Token t : request.prompt) llama_sampler_accept(slot.sampler.get(), t);
+  slot.stream = std::make_unique<TextStream>(request.stop);
+  slot.request = std::move(request);
+  slot.callbacks = std::move(callbacks);
+  slot.prompt_done = keep;
+  slot.cached_prompt = static_cast<int32_t>(keep);
+  slot.next_token = -1;
+  slot.generated = 0;
+  slot.last_used = ++use_clock_;
+  slot.started = Clock::now();
+  return slot.id;
+}
+
+void TextBatch::cancel(SequenceId id) {
+  for (auto& s : slots_) {
+    if (s->active && s->id == id) finish(*s, FinishReason::kCancelled);
+  }
+}
+
+bool TextBatch::has_work() const {
+  return std::ranges::any_of(slots_, [](const auto& s) { return s->active; });
+}
+
+int32_t TextBatch::running() const {
+  return static_cast<int32_t>(
+      std::ranges::count_if(slots_, [](const auto& s) { return s->active; }));
+}
+
+double TextBatch::kv_usage() const {
+  return static_cast<double>(cells_in_use(nullptr)) / static_cast<double>(n_ctx_);
+}
+
+void TextBatch::finish(Slot& slot, FinishReason reason, std::string error) {
+  const auto now = Clock::now();
+  SequenceResult result;
+  result.reason = reason;
+  if (reason == FinishReason::kStop || reason == FinishReason::kLength) {
+    if (auto tail = slot.stream->flush(); !tail.empty() && slot.callbacks.on_text) {
+      slot.callbacks.on_text(tail);
+    }
+  }
+  result.text = slot.stream->emitted();
+  result.prompt_tokens = static_cast<int32_t>(slot.request.prompt.size());
+  result.cached_prompt_tokens = slot.cached_prompt;
+  result.completion_tokens = slot.generated;
+  if (slot.generated > 0) {
+    result.prompt_ms = ms_between(slot.started, slot.first_token);
+    result.generate_ms = ms_between(slot.first_token, now);
+  } else {
+    result.prompt_ms = ms_between(slot.started, now);
+  }
+  result.error = std::move(error);
+  if (reason == FinishReason::kError) {
+    // The sequence's KV state is unknown after a failed decode: drop it.
+    llama_memory_seq_rm(llama_get_memory(ctx_), slot.seq, -1, -1);
+    slot.cache.clear();
+  }
+  slot.active = false;
+  slot.sampler.reset();
+  slot.stream.reset();
+  slot.last_used = ++use_clock_;
+  auto on_finish = std::move(slot.callbacks.on_finish);
+  slot.callbacks = {};
+  slot.request = {};
+  if (on_finish) on_finish(result);
+}
+
+void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
+  const Token token = llama_sampler_sample(slot.sampler.get(), ctx_, batch_index);
+  if (slot.generated == 0) slot.first_token = Clock::now();
+  if (!slot.request.ignore_eos && model_->is_end_of_generation(token)) {
+    finish(slot, FinishReason::kStop);
+    return;
+  }
+  slot.generated += 1;
+  const std::string text = slot.stream->push(model_->token_to_piece(token));
+  if (!text.empty() && slot.callbacks.on_text) slot.callbacks.on_text(text);
+  if (slot.stream->stopped()) {
+    finish(slot, FinishReason::kStop);
+  } else if (slot.generated >= slot.request.max_tokens) {
+    finish(slot, FinishReason::kLength);
+  } else {
+    slot.next_token = token;
+  }
+}
+
+StepStats TextBatch::step() {
+  StepStats stats;
+  llama_batch batch = llama_batch_init(n_batch_, 0, 1);
+  struct Row {
+    Slot* slot;
+    int32_t index;
+  };
+  std::vector<Row> rows;  // batch rows whose logits are sampled after the decode
+  std::vector<Slot*> in_batch;
+
+  auto add = [&](Slot& s, Token token, bool logits) {
+    const int32_t i = batch.n_tokens++;
+    batch.token[i] = token;
+    batch.pos[i] = static_cast<llama_pos>(s.cache.size());
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = s.seq;
+    batch.logits[i] = logits ? 1 : 0;
+    s.cache.push_back(token);
+    if (logits) rows.push_back({&s, i});
+  };
+
+  // Running sequences first: each gets its one token per step, so prompts never stall them.
+  for (auto& s : slots_) {
+    if (s->active && s->next_token >= 0 && batch.n_tokens < n_batch_) {
+      add(*s, s->next_token, true);
+      s->next_token = -1;
+      in_batch.push_back(s.get());
+    }
+  }
+  // Then prompt chunks, round-robin, in what is left of the batch.
+  const size_t n = slots_.size();
+  for (size_t k = 0; k < n && batch.n_tokens < n_batch_; ++k) {
+    Slot& s = *slots_[(prefill_cursor_ + k) % n];
+    if (!s.active || s.prompt_done >= s.request.prompt.size() ||
+        std::ranges::find(in_batch, &s) != in_batch.end()) {
+      continue;
+    }
+    in_batch.push_back(&s);
+    while (s.prompt_done < s.request.prompt.size() && batch.n_tokens < n_batch_) {
+      const bool last = s.prompt_done + 1 == s.request.prompt.size();
+      add(s, s.request.prompt[s.prompt_done], last);
+      s.prompt_done += 1;
+    }
+  }
+  prefill_cursor_ = (prefill_cursor_ + 1) % n;
+
+  if (batch.n_tokens == 0) {
+    llama_batch_free(batch);
+    return stats;
+  }
+  const auto t0 = Clock::now();
+  const int32_t rc = llama_decode(ctx_, batch);
+  stats.decode_ms = ms_between(t0, Clock::now());
+  stats.tokens = batch.n_tokens;
+  stats.sequences = static_cast<int32_t>(in_batch.size());
+  llama_batch_free(batch);
+
+  if (rc != 0) {
+    const std::string why = rc == 1 ? "no room left in the KV cache"
+                                    : "decode failed (code " + std::to_string(rc) + ")";
+    for (Slot* s : in_batch) {
+      if (s->active) finish(*s, FinishReason::kError, why);
+    }
+    return stats;
+  }
+  for (const Row& row : rows) {
+    if (row.slot->active) sample_and_emit(*row.slot, row.index);
+  }
+  return stats;
+}
+
+}  // namespace mmserve::engine

@@ -1,0 +1,117 @@
+// Continuous batching over one llama_context: up to n_parallel sequences are decoded together,
+// one llama_decode per step. A sequence joins at the next step and leaves the moment it
+// finishes. Long prompts are fed in chunks so that running sequences keep producing a token at
+// every step (decode tokens are placed first, prompt chunks fill the rest of --batch-size).
+//
+// KV cache: one unified pool of n_ctx cells shared by all sequences. A running sequence reserves
+// prompt + max_tokens cells when it starts, so a decode never runs out of room mid-generation;
+// an idle slot keeps its last tokens for prefix reuse until the room is needed by another.
+//
+// Threading: not thread-safe. One owner thread (the scheduler, or the CLI) calls every method;
+// callbacks run on that thread, inside step() or cancel().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/sampling.h"
+#include "engine/text_model.h"
+#include "engine/text_stream.h"
+
+struct llama_context;
+
+namespace mmserve::engine {
+
+struct BatchOptions {
+  int32_t n_ctx = 0;       // KV cells shared by all sequences; 0 = the model's training context
+  int32_t n_parallel = 1;  // sequences decoded together
+  int32_t n_batch = 512;   // most tokens in one llama_decode call
+  int32_t threads = 0;     // 0 = default_thread_count()
+};
+
+struct GenerationRequest {
+  std::vector<Token> prompt;
+  SamplingParams sampling;
+  int32_t max_tokens = 128;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;  // benchmarks: always produce max_tokens
+};
+
+enum class FinishReason { kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason reason);
+
+struct SequenceResult {
+  FinishReason reason = FinishReason::kStop;
+  std::string text;  // everything emitted through on_text
+  int32_t prompt_tokens = 0;
+  int32_t cached_prompt_tokens = 0;  // of those, reused from the previous request in the slot
+  int32_t completion_tokens = 0;
+  double prompt_ms = 0;    // start to first token
+  double generate_ms = 0;  // first token to finish
+  std::string error;       // set when reason == kError
+};
+
+struct SequenceCallbacks {
+  std::function<void(std::string_view text)> on_text;    // may be empty
+  std::function<void(const SequenceResult&)> on_finish;  // called exactly once
+};
+
+struct StepStats {
+  int32_t sequences = 0;  // sequences that had a token in this decode
+  int32_t tokens = 0;     // tokens decoded
+  double decode_ms = 0;
+};
+
+class TextBatch {
+ public:
+  using SequenceId = int64_t;
+
+  TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options);
+  ~TextBatch();
+  TextBatch(const TextBatch&) = delete;
+  TextBatch& operator=(const TextBatch&) = delete;
+
+  int32_t n_ctx() const { return n_ctx_; }
+  int32_t n_parallel() const { return static_cast<int32_t>(slots_.size()); }
+  const TextModel& model() const { return *model_; }
+
+  // Throws Error(kInvalidInput) when the request can never run here (empty prompt, prompt plus
+  // max_tokens over the context, bad sampling values).
+  void validate(const GenerationRequest& request) const;
+  // True when a slot is free and enough KV cells can be freed for the request now.
+  bool can_start(const GenerationRequest& request) const;
+  // Starts a validated request that can_start; returns its id.
+  SequenceId start(GenerationRequest request, SequenceCallbacks callbacks);
+  // Ends a running sequence now with kCancelled; unknown ids are ignored.
+  void cancel(SequenceId id);
+
+  bool has_work() const;
+  int32_t running() const;
+  // Fraction of KV cells reserved by running sequences or held by idle caches.
+  double kv_usage() const;
+
+  // One decode over all running sequences. Returns what it did (tokens == 0 when idle).
+  StepStats step();
+
+ private:
+  struct Slot;
+  void finish(Slot& slot, FinishReason reason, std::string error = {});
+  int64_t cells_in_use(const Slot* except) const;
+  void sample_and_emit(Slot& slot, int32_t batch_index);
+
+  std::shared_ptr<const TextModel> model_;
+  llama_context* ctx_ = nullptr;
+  int32_t n_ctx_ = 0;
+  int32_t n_batch_ = 0;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  SequenceId next_id_ = 1;
+  size_t prefill_cursor_ = 0;  // round-robin start among prefilling slots
+  uint64_t use_clock_ = 0;     // for least-recently-used eviction of idle caches
+};
+
+}  // namespace mmserve::engine

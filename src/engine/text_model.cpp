@@ -1,0 +1,116 @@
+#include "engine/text_model.h"
+
+#include <llama.h>
+#include <sched.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "engine/backend.h"
+
+namespace mmserve::engine {
+
+int default_thread_count() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+std::shared_ptr<TextModel> TextModel::load(const std::string& path, const ModelOptions& options) {
+  GgufSummary summary = inspect_gguf(path);  // clear messages for the common failures
+  ensure_backend_initialized();
+  clear_recent_engine_errors();
+
+  auto params = llama_model_default_params();
+  params.n_gpu_layers = options.gpu_layers;
+  if (!options.use_mmap) params.load_mode = LLAMA_LOAD_MODE_NONE;
+  llama_model* model = llama_model_load_from_file(path.c_str(), params);
+  if (model == nullptr) {
+    std::string why = recent_engine_errors();
+    if (why.empty()) why = "llama.cpp could not load it";
+    if (const auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+    throw Error(ErrorCode::kModelLoad,
+                "cannot load model " + path + " (" + summary.architecture + "): " + why, "model");
+  }
+
+  std::shared_ptr<TextModel> self(new TextModel());
+  self->summary_ = std::move(summary);
+  self->id_ = std::filesystem::path(path).stem().string();
+  self->model_ = model;
+  self->vocab_ = llama_model_get_vocab(model);
+  if (const char* tmpl = llama_model_chat_template(model, nullptr)) self->chat_template_ = tmpl;
+  return self;
+}
+
+TextModel::~TextModel() {
+  if (model_ != nullptr) llama_model_free(model_);
+}
+
+int32_t TextModel::n_ctx_train() const {
+  return llama_model_n_ctx_train(model_);
+}
+
+std::vector<Token> TextModel::tokenize(const std::string& text, bool add_special,
+                                       bool parse_special) const {
+  std::vector<Token> tokens(text.size() + 8);
+  int32_t n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                             static_cast<int32_t>(tokens.size()), add_special, parse_special);
+  if (n < 0) {
+    tokens.resize(static_cast<size_t>(-n));
+    n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                       static_cast<int32_t>(tokens.size()), add_special, parse_special);
+  }
+  if (n < 0) throw Error(ErrorCode::kInvalidInput, "the prompt could not be tokenized", "input");
+  tokens.resize(static_cast<size_t>(n));
+  return tokens;
+}
+
+std::string TextModel::token_to_piece(Token token) const {
+  char buf[256];
+  int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof(buf), 0, false);
+  if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+  std::string big(static_cast<size_t>(-n), '\0');
+  n = llama_token_to_piece(vocab_, token, big.data(), static_cast<int32_t>(big.size()), 0, false);
+  big.resize(static_cast<size_t>(std::max(0, n)));
+  return big;
+}
+
+bool TextModel::is_end_of_generation(Token token) const {
+  return llama_vocab_is_eog(vocab_, token);
+}
+
+std::string TextModel::apply_chat_template(const std::vector<ChatMessage>& messages) const {
+  if (chat_template_.empty()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "model " + id_ + " has no chat template; use a plain completion instead",
+                "messages");
+  }
+  std::vector<llama_chat_message> chat;
+  size_t total = 0;
+  chat.reserve(messages.size());
+  for (const auto& m : messages) {
+    chat.push_back({m.role.c_str(), m.content.c_str()});
+    total += m.role.size() + m.content.size();
+  }
+  std::string out(2 * total + 256, '\0');
+  int32_t n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
+                                        out.data(), static_cast<int32_t>(out.size()));
+  if (n > static_cast<int32_t>(out.size())) {
+    out.resize(static_cast<size_t>(n));
+    n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
+                                  out.data(), static_cast<int32_t>(out.size()));
+  }
+  if (n < 0) {
+    throw Error(ErrorCode::kInvalidInput,
+                "the chat template of model " + id_ + " is not one llama.cpp recognises",
+                "messages");
+  }
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+}  // namespace mmserve::engine
