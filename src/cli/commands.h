@@ -9,6 +9,7 @@ namespace mmserve::cli {
 
 int run_generate(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
+int run_serve(const std::vector<std::string>& args);
 void print_version();
 
 }  // namespace mmserve::cli

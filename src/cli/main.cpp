@@ -14,6 +14,7 @@ namespace {
 constexpr const char* kUsage = R"(mmserve: multimodal inference server
 
 usage: mmserve COMMAND [options]
+  serve      run the HTTP server (POST /v1/inference, OpenAI-compatible /v1/*)
   generate   generate text from a prompt with a GGUF model
   info       describe a GGUF model file
   --version  print the versions of mmserve and its engines
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     }
     if (command == "generate") return mmserve::cli::run_generate(args);
     if (command == "info") return mmserve::cli::run_info(args);
+    if (command == "serve") return mmserve::cli::run_serve(args);
     std::fprintf(stderr, "mmserve: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const mmserve::Error& e) {

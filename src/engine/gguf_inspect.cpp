@@ -31,22 +31,14 @@ int64_t integer_value(const gguf_context* ctx, const std::string& key) {
   const int64_t id = gguf_find_key(ctx, key.c_str());
   if (id < 0) return -1;
   switch (gguf_get_kv_type(ctx, id)) {
-    case GGUF_TYPE_UINT8:
-      return gguf_get_val_u8(ctx, id);
-    case GGUF_TYPE_INT8:
-      return gguf_get_val_i8(ctx, id);
-    case GGUF_TYPE_UINT16:
-      return gguf_get_val_u16(ctx, id);
-    case GGUF_TYPE_INT16:
-      return gguf_get_val_i16(ctx, id);
-    case GGUF_TYPE_UINT32:
-      return gguf_get_val_u32(ctx, id);
-    case GGUF_TYPE_INT32:
-      return gguf_get_val_i32(ctx, id);
-    case GGUF_TYPE_UINT64:
-      return static_cast<int64_t>(gguf_get_val_u64(ctx, id));
-    case GGUF_TYPE_INT64:
-      return gguf_get_val_i64(ctx, id);
+    case GGUF_TYPE_UINT8: return gguf_get_val_u8(ctx, id);
+    case GGUF_TYPE_INT8: return gguf_get_val_i8(ctx, id);
+    case GGUF_TYPE_UINT16: return gguf_get_val_u16(ctx, id);
+    case GGUF_TYPE_INT16: return gguf_get_val_i16(ctx, id);
+    case GGUF_TYPE_UINT32: return gguf_get_val_u32(ctx, id);
+    case GGUF_TYPE_INT32: return gguf_get_val_i32(ctx, id);
+    case GGUF_TYPE_UINT64: return static_cast<int64_t>(gguf_get_val_u64(ctx, id));
+    case GGUF_TYPE_INT64: return gguf_get_val_i64(ctx, id);
     // Per-layer arrays (e.g. head_count_kv in some models): report the first layer's value.
     case GGUF_TYPE_ARRAY:
       if (gguf_get_arr_n(ctx, id) > 0 && gguf_get_arr_type(ctx, id) == GGUF_TYPE_INT32) {
@@ -56,8 +48,7 @@ int64_t integer_value(const gguf_context* ctx, const std::string& key) {
         return static_cast<const uint32_t*>(gguf_get_arr_data(ctx, id))[0];
       }
       return -1;
-    default:
-      return -1;
+    default: return -1;
   }
 }
 

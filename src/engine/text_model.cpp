@@ -83,8 +83,11 @@ bool TextModel::is_end_of_generation(Token token) const {
   return llama_vocab_is_eog(vocab_, token);
 }
 
-std::string TextModel::apply_chat_template(const std::vector<ChatMessage>& messages) const {
-  if (chat_template_.empty()) {
+std::string TextModel::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                           const char* fallback) const {
+  const std::string tmpl =
+      chat_template_.empty() && fallback != nullptr ? fallback : chat_template_;
+  if (tmpl.empty()) {
     throw Error(ErrorCode::kInvalidInput,
                 "model " + id_ + " has no chat template; use a plain completion instead",
                 "messages");
@@ -97,12 +100,12 @@ std::string TextModel::apply_chat_template(const std::vector<ChatMessage>& messa
     total += m.role.size() + m.content.size();
   }
   std::string out(2 * total + 256, '\0');
-  int32_t n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
-                                        out.data(), static_cast<int32_t>(out.size()));
+  int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), true, out.data(),
+                                        static_cast<int32_t>(out.size()));
   if (n > static_cast<int32_t>(out.size())) {
     out.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
-                                  out.data(), static_cast<int32_t>(out.size()));
+    n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), true, out.data(),
+                                  static_cast<int32_t>(out.size()));
   }
   if (n < 0) {
     throw Error(ErrorCode::kInvalidInput,

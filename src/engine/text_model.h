@@ -58,9 +58,11 @@ class TextModel {
 
   bool has_chat_template() const { return !chat_template_.empty(); }
   // Formats messages with the model's chat template (llama.cpp's built-in template matcher)
-  // and adds the assistant turn opener. Throws Error(kInvalidInput, field "messages") when the
-  // model has no template or llama.cpp does not recognise it.
-  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const;
+  // and adds the assistant turn opener. A model without a template uses `fallback` (a
+  // llama.cpp template name such as "chatml") when given. Throws Error(kInvalidInput, field
+  // "messages") when there is no template to use or llama.cpp does not recognise it.
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages,
+                                  const char* fallback = nullptr) const;
 
  private:
   TextModel() = default;

@@ -29,17 +29,41 @@ size_t complete_utf8_prefix(std::string_view bytes) {
   return n;
 }
 
+namespace {
+// Length of the well-formed character at text[i], or 0 when the bytes there are not one.
+size_t valid_character_at(std::string_view text, size_t i) {
+  const size_t len = utf8_sequence_length(static_cast<unsigned char>(text[i]));
+  if (len == 0 || i + len > text.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+}  // namespace
+
 bool is_valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t len = utf8_sequence_length(static_cast<unsigned char>(text[i]));
-    if (len == 0 || i + len > text.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return false;
-    }
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = valid_character_at(text, i);
+    if (len == 0) return false;
     i += len;
   }
   return true;
+}
+
+std::string sanitize_utf8(std::string_view text) {
+  if (is_valid_utf8(text)) return std::string(text);
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = valid_character_at(text, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      i += 1;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
 }
 
 TextStream::TextStream(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {
@@ -55,7 +79,7 @@ std::string TextStream::push(std::string_view piece) {
   for (const auto& stop : stops_) stop_at = std::min(stop_at, pending_.find(stop));
   if (stop_at != std::string::npos) {
     stopped_ = true;
-    std::string out = pending_.substr(0, stop_at);
+    std::string out = sanitize_utf8(std::string_view(pending_).substr(0, stop_at));
     pending_.clear();
     emitted_ += out;
     return out;
@@ -74,7 +98,7 @@ std::string TextStream::push(std::string_view piece) {
   // ...and any unfinished UTF-8 character before that.
   const size_t ready =
       complete_utf8_prefix(std::string_view(pending_).substr(0, pending_.size() - hold));
-  std::string out = pending_.substr(0, ready);
+  std::string out = sanitize_utf8(std::string_view(pending_).substr(0, ready));
   pending_.erase(0, ready);
   emitted_ += out;
   return out;
@@ -82,7 +106,8 @@ std::string TextStream::push(std::string_view piece) {
 
 std::string TextStream::flush() {
   if (stopped_) return {};
-  std::string out = pending_.substr(0, complete_utf8_prefix(pending_));
+  std::string out =
+      sanitize_utf8(std::string_view(pending_).substr(0, complete_utf8_prefix(pending_)));
   pending_.clear();
   emitted_ += out;
   return out;

@@ -1,8 +1,9 @@
 // Turns a sequence's raw token pieces into text that is safe to hand to a client.
 //
-// Two reasons to hold bytes back: a UTF-8 character split across tokens (byte-fallback tokens)
-// is released only once complete, and text that could be the start of a stop string is held
-// until it is known not to be one. Not thread-safe: one instance per generating sequence.
+// Everything it returns is well-formed UTF-8. Two reasons to hold bytes back: a UTF-8 character
+// split across tokens (byte-fallback tokens) is released only once complete, and text that could be
+// the start of a stop string is held until it is known not to be one. Not thread-safe: one instance
+// per generating sequence.
 #pragma once
 
 #include <string>
@@ -17,6 +18,10 @@ size_t complete_utf8_prefix(std::string_view bytes);
 
 // True when `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text);
+
+// Replaces each byte that is not part of a well-formed UTF-8 character with U+FFFD, so that
+// what a model emits can always be put into JSON.
+std::string sanitize_utf8(std::string_view text);
 
 class TextStream {
  public:

@@ -58,3 +58,11 @@ TEST(TextStream, EarliestOfSeveralStopsWins) {
   EXPECT_EQ(s.push("hello world"), "hel");
   EXPECT_TRUE(s.stopped());
 }
+
+TEST(TextStream, InvalidBytesBecomeReplacementCharacters) {
+  EXPECT_EQ(mmserve::engine::sanitize_utf8("a\x80z"), "a\xEF\xBF\xBDz");
+  TextStream s;
+  const std::string out = s.push("ok \xC3\x28 done");  // a lead byte followed by a non-continuation
+  EXPECT_TRUE(is_valid_utf8(out)) << out;
+  EXPECT_EQ(out, "ok \xEF\xBF\xBD( done");
+}

@@ -1,0 +1,146 @@
+// `mmserve serve`: the HTTP server. Loads the model in the background (so /health answers and
+// /ready says 503 meanwhile), serves until SIGTERM/SIGINT, then drains: new requests get 503,
+// in-flight ones finish within --drain-timeout, after which they are cancelled; exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cli/arg_parser.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/model_locator.h"
+#include "engine/backend.h"
+#include "http/http_server.h"
+#include "runtime/runtime.h"
+
+namespace mmserve::cli {
+namespace {
+
+constexpr const char* kUsage = R"(usage: mmserve serve [-m MODEL.gguf] [options]
+  -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory)
+      --host ADDR         listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
+      --port N            listen port (default 8080; 0 picks a free one and prints it)
+  -np, --parallel N       sequences decoded together (default 4)
+  -c, --ctx-size N        KV cache cells shared by all sequences, unified
+                          (default: parallel x min(model context, 4096))
+  -b, --batch-size N      most tokens per decode step; longer prompts go in chunks (default 512)
+  -t, --threads N         CPU threads (default: all cores)
+      --queue-size N      requests that may wait for a free sequence (default 64); more get 429
+      --timeout S         per-request deadline in seconds (default 600)
+      --max-body-size N   largest request body in bytes (default 33554432)
+      --drain-timeout S   on SIGTERM, how long in-flight requests may run on (default 30)
+      --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
+  -v, --verbose           show llama.cpp's own log
+)";
+
+int positive(const ArgParser& p, const std::string& name, int fallback, int min = 1) {
+  const int v = p.get_int(name, fallback);
+  if (v < min) {
+    throw Error(ErrorCode::kInvalidInput,
+                "option " + name + " must be at least " + std::to_string(min), name);
+  }
+  return v;
+}
+
+}  // namespace
+
+int run_serve(const std::vector<std::string>& args) {
+  ArgParser p({"-m|--model", "--host", "--port", "-np|--parallel", "-c|--ctx-size",
+               "-b|--batch-size", "-t|--threads", "--queue-size", "--timeout", "--max-body-size",
+               "--drain-timeout", "--api-key"},
+              {"-v|--verbose", "-h|--help"});
+  p.parse(args);
+  if (p.flag("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  engine::set_verbose_engine_logs(p.flag("--verbose"));
+
+  runtime::RuntimeOptions ro;
+  ro.model_path = locate_text_model(p.get("--model"));
+  ro.parallel = positive(p, "--parallel", 4);
+  ro.ctx_size = positive(p, "--ctx-size", 0, 0);
+  ro.batch_size = positive(p, "--batch-size", 512);
+  ro.threads = positive(p, "--threads", 0, 0);
+  ro.queue_size = positive(p, "--queue-size", 64, 0);
+  ro.request_timeout = std::chrono::seconds(positive(p, "--timeout", 600));
+  http::HttpOptions ho;
+  ho.host = p.get("--host", "127.0.0.1");
+  ho.port = positive(p, "--port", 8080, 0);
+  if (ho.port > 65535)
+    throw Error(ErrorCode::kInvalidInput, "option --port must be at most 65535", "--port");
+  ho.max_body_bytes = static_cast<size_t>(positive(p, "--max-body-size", 32 << 20));
+  const char* env_key = std::getenv("MMSERVE_API_KEY");
+  ho.api_key = p.get("--api-key", env_key != nullptr ? env_key : "");
+  const auto drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
+
+  // Signals are taken by one thread with sigwait; block them everywhere else first.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
+
+  runtime::Runtime runtime(ro);
+  http::HttpServer server(runtime, ho);
+  const int port = server.bind();
+  std::fprintf(stderr, "mmserve: loading %s (parallel %d)\n", ro.model_path.c_str(), ro.parallel);
+  runtime.start_loading();
+  std::printf("mmserve listening on http://%s:%d\n", ho.host.c_str(), port);
+  std::fflush(stdout);
+
+  std::mutex mutex;
+  std::condition_variable served;
+  bool done = false;
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    {
+      std::lock_guard lock(mutex);
+      if (done) return;
+    }
+    std::fprintf(stderr, "mmserve: signal %d: draining (up to %llds)\n", sig,
+                 static_cast<long long>(drain_timeout.count()));
+    runtime.begin_drain();
+    server.stop();  // no new connections; serve() returns once in-flight requests finish
+    std::unique_lock lock(mutex);
+    if (!served.wait_for(lock, drain_timeout, [&] { return done; })) {
+      std::fprintf(stderr, "mmserve: drain timeout: cancelling what is still running\n");
+      try {
+        runtime.text().cancel_all();
+      } catch (const Error&) {
+      }
+    }
+  });
+
+  std::thread ready_log([&] {
+    while (runtime.state() == runtime::State::kLoading) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (runtime.state() == runtime::State::kFailed) {
+      std::fprintf(stderr, "mmserve: error: %s\n", runtime.detail().c_str());
+    } else {
+      std::fprintf(stderr, "mmserve: ready\n");
+    }
+  });
+
+  server.serve();
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  served.notify_all();
+  pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake sigwait if no signal came
+  signal_thread.join();
+  ready_log.join();
+  std::fprintf(stderr, "mmserve: stopped\n");
+  return runtime.state() == runtime::State::kFailed ? 1 : 0;
+}
+
+}  // namespace mmserve::cli

@@ -1,0 +1,23 @@
+// The edge where typed errors become HTTP: status codes and the OpenAI error JSON shape
+// {"error": {"message", "type", "param", "code"}}, used by every endpoint. Thread-safe.
+#pragma once
+
+#include <httplib.h>
+
+#include <exception>
+
+#include "core/error.h"
+
+namespace mmserve::http {
+
+int http_status(ErrorCode code);
+
+// Writes the error as JSON with its status (and Retry-After for kBusy).
+void write_error(httplib::Response& res, const Error& error);
+// For anything that is not an mmserve::Error: 500 without internals beyond what().
+void write_internal_error(httplib::Response& res, const std::exception& e);
+
+// The JSON text of an error body (also used inside SSE streams).
+std::string error_json(const Error& error);
+
+}  // namespace mmserve::http

@@ -1,0 +1,167 @@
+#include "http/http_server.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+
+#include "core/error.h"
+#include "http/http_error.h"
+#include "http/json_fields.h"
+#include "http/routes.h"
+
+namespace mmserve::http {
+
+void guarded(httplib::Response& res, const std::function<void()>& handler) {
+  try {
+    handler();
+  } catch (const Error& e) {
+    write_error(res, e);
+  } catch (const std::exception& e) {
+    write_internal_error(res, e);
+  }
+}
+
+std::string new_request_id(const char* prefix) {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t boot = std::random_device{}();
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%s%08llx%06llx", prefix,
+                static_cast<unsigned long long>(boot & 0xFFFFFFFFULL),
+                static_cast<unsigned long long>(counter.fetch_add(1) & 0xFFFFFFULL));
+  return buf;
+}
+
+namespace {
+
+Json health_json(runtime::Runtime& rt) {
+  Json j = {{"status", "ok"}, {"state", runtime::state_name(rt.state())}};
+  if (rt.state() == runtime::State::kReady || rt.state() == runtime::State::kDraining) {
+    try {
+      const auto s = rt.text().stats();
+      j["text"] = {{"running", s.running},
+                   {"waiting", s.waiting},
+                   {"queue_capacity", s.queue_capacity},
+                   {"kv_cache_usage", s.kv_usage},
+                   {"cancelled", s.cancelled},
+                   {"steps", s.steps}};
+    } catch (const Error&) {
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
+    : runtime_(runtime), options_(std::move(options)) {
+  // Every admitted or queued request holds an HTTP worker while it waits, so size the pool
+  // for all of them plus room for health checks and refusals.
+  const auto& ro = runtime_.options();
+  const int threads = options_.threads > 0 ? options_.threads
+                                           : std::clamp(ro.parallel + ro.queue_size + 8, 16, 1024);
+  server_.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
+  server_.set_payload_max_length(options_.max_body_bytes);
+  server_.set_keep_alive_max_count(1000);
+  server_.set_read_timeout(std::chrono::seconds(30));
+  server_.set_socket_options([this](int fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd_.store(fd);
+  });
+
+  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (options_.api_key.empty() || !req.path.starts_with("/v1/")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (req.get_header_value("Authorization") == "Bearer " + options_.api_key) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    write_error(res, Error(ErrorCode::kUnauthorized,
+                           "missing or wrong API key: send Authorization: Bearer <key>"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // Errors httplib produces itself (unknown route, body too large, bad request line).
+  server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      write_error(res, Error(ErrorCode::kPayloadTooLarge,
+                             "the request body is larger than --max-body-size (" +
+                                 std::to_string(options_.max_body_bytes) + " bytes)",
+                             "body"));
+    } else if (res.status == 404) {
+      write_error(res, Error(ErrorCode::kNotFound, "no route " + req.method + " " + req.path));
+    } else {
+      const int status = res.status;
+      write_error(res, Error(ErrorCode::kInvalidInput,
+                             "bad HTTP request (" + std::to_string(status) + ")"));
+      res.status = status;
+    }
+  });
+  server_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          write_internal_error(res, e);
+        } catch (...) {
+          write_error(res, Error(ErrorCode::kInternal, "internal error"));
+        }
+      });
+
+  server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(health_json(runtime_).dump(), "application/json");
+  });
+  server_.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+    Json j = health_json(runtime_);
+    const auto state = runtime_.state();
+    bool ready = state == runtime::State::kReady;
+    if (ready) {
+      const auto s = runtime_.text().stats();
+      if (s.waiting >= s.queue_capacity) {
+        ready = false;
+        j["reason"] = "the wait queue is full";
+      }
+    } else {
+      j["reason"] = runtime_.detail();
+    }
+    j["status"] = ready ? "ready" : "unavailable";
+    res.status = ready ? 200 : 503;
+    res.set_content(j.dump(), "application/json");
+  });
+  register_inference_routes(server_, runtime_);
+  register_openai_routes(server_, runtime_);
+}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+int HttpServer::bind() {
+  const int port = options_.port == 0
+                       ? server_.bind_to_any_port(options_.host)
+                       : (server_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port < 0) {
+    throw Error(ErrorCode::kUnavailable,
+                "cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                    " (address in use or not permitted)",
+                "port");
+  }
+  // httplib listens with a backlog of 5; bursts of concurrent clients need a deeper queue.
+  if (const int fd = listen_fd_.load(); fd >= 0) ::listen(fd, 512);
+  return port;
+}
+
+void HttpServer::serve() {
+  server_.listen_after_bind();
+}
+
+void HttpServer::stop() {
+  if (server_.is_running()) server_.stop();
+}
+
+}  // namespace mmserve::http

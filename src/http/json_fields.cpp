@@ -1,0 +1,102 @@
+#include "http/json_fields.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace mmserve::http {
+namespace {
+
+[[noreturn]] void wrong_type(const std::string& path, const char* want, const Json& got) {
+  throw Error(ErrorCode::kInvalidInput,
+              "field '" + path + "' must be " + want + ", got " + got.type_name(), path);
+}
+
+const Json* find(const Json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+}  // namespace
+
+std::string join_path(const std::string& parent, const char* key) {
+  return parent.empty() ? std::string(key) : parent + "." + key;
+}
+
+Json parse_json_object(const std::string& body) {
+  Json j;
+  try {
+    j = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    throw Error(ErrorCode::kInvalidInput,
+                "malformed JSON body at byte " + std::to_string(e.byte) + ": " +
+                    (body.empty() ? std::string("the body is empty") : std::string(e.what())),
+                "body");
+  }
+  if (!j.is_object()) {
+    throw Error(ErrorCode::kInvalidInput,
+                std::string("the body must be a JSON object, got ") + j.type_name(), "body");
+  }
+  return j;
+}
+
+std::optional<std::string> opt_string(const Json& obj, const char* key, const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) wrong_type(join_path(path, key), "a string", *v);
+  return v->get<std::string>();
+}
+
+std::optional<double> opt_number(const Json& obj, const char* key, const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number()) wrong_type(join_path(path, key), "a number", *v);
+  return v->get<double>();
+}
+
+std::optional<int64_t> opt_integer(const Json& obj, const char* key, const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_number_integer()) return v->get<int64_t>();
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9e15)
+      return static_cast<int64_t>(d);
+  }
+  wrong_type(join_path(path, key), "an integer", *v);
+}
+
+std::optional<bool> opt_bool(const Json& obj, const char* key, const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_boolean()) wrong_type(join_path(path, key), "a boolean", *v);
+  return v->get<bool>();
+}
+
+const Json* opt_object(const Json& obj, const char* key, const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v != nullptr && !v->is_object()) wrong_type(join_path(path, key), "an object", *v);
+  return v;
+}
+
+std::vector<std::string> opt_string_list(const Json& obj, const char* key,
+                                         const std::string& path) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return {};
+  if (v->is_string()) return {v->get<std::string>()};
+  if (!v->is_array()) wrong_type(join_path(path, key), "a string or an array of strings", *v);
+  std::vector<std::string> out;
+  for (const auto& item : *v) {
+    if (!item.is_string()) wrong_type(join_path(path, key), "an array of strings", item);
+    out.push_back(item.get<std::string>());
+  }
+  if (out.size() > 16) {
+    throw Error(ErrorCode::kInvalidInput,
+                "field '" + join_path(path, key) + "' allows at most 16 entries",
+                join_path(path, key));
+  }
+  return out;
+}
+
+}  // namespace mmserve::http

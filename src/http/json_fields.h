@@ -1,0 +1,30 @@
+// Typed access to request JSON fields. Every failure is Error(kInvalidInput) naming the field
+// by its full path ("parameters.max_tokens"), so clients learn exactly what to fix.
+// Stateless and thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mmserve::http {
+
+using Json = nlohmann::json;
+
+// Parses a request body that must be a JSON object.
+Json parse_json_object(const std::string& body);
+
+// Each returns nullopt when the field is absent or null, and throws when it has the wrong type.
+std::optional<std::string> opt_string(const Json& obj, const char* key, const std::string& path);
+std::optional<double> opt_number(const Json& obj, const char* key, const std::string& path);
+std::optional<int64_t> opt_integer(const Json& obj, const char* key, const std::string& path);
+std::optional<bool> opt_bool(const Json& obj, const char* key, const std::string& path);
+// An object field (nullopt when absent); throws when present but not an object.
+const Json* opt_object(const Json& obj, const char* key, const std::string& path);
+// "stop": a string or an array of strings.
+std::vector<std::string> opt_string_list(const Json& obj, const char* key, const std::string& path);
+
+std::string join_path(const std::string& parent, const char* key);
+
+}  // namespace mmserve::http

@@ -1,0 +1,290 @@
+// OpenAI-compatible endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models.
+// Shapes follow the OpenAI API reference so that its client libraries work unchanged.
+#include <chrono>
+
+#include "core/error.h"
+#include "http/json_fields.h"
+#include "http/routes.h"
+#include "http/streaming.h"
+#include "http/text_params.h"
+
+namespace mmserve::http {
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Json usage_json(const engine::SequenceResult& r) {
+  return {{"prompt_tokens", r.prompt_tokens},
+          {"completion_tokens", r.completion_tokens},
+          {"total_tokens", r.prompt_tokens + r.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
+}
+
+// OpenAI knows "stop" and "length" only; a cancelled stream never reaches a client.
+const char* openai_finish_reason(const engine::SequenceResult& r) {
+  return r.reason == engine::FinishReason::kLength ? "length" : "stop";
+}
+
+void throw_if_failed(const scheduler::GenerationOutcome& o) {
+  if (o.timed_out) throw Error(ErrorCode::kTimeout, "the request took longer than its deadline");
+  if (o.result.reason == engine::FinishReason::kError) {
+    throw Error(ErrorCode::kInternal, "generation failed: " + o.result.error);
+  }
+  if (o.result.reason == engine::FinishReason::kCancelled) {
+    throw Error(ErrorCode::kUnavailable, "the request was cancelled (server shutting down)");
+  }
+}
+
+void reject_unsupported(const Json& body) {
+  if (auto n = opt_integer(body, "n", ""); n && *n != 1) {
+    throw Error(ErrorCode::kInvalidInput, "only n=1 is supported", "n");
+  }
+}
+
+std::string message_text(const Json& content, const std::string& path) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "field '" + path + "' must be a string or an array of parts", path);
+  }
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const auto& part = content[i];
+    const std::string part_path = path + "[" + std::to_string(i) + "]";
+    if (!part.is_object()) {
+      throw Error(ErrorCode::kInvalidInput, "field '" + part_path + "' must be an object",
+                  part_path);
+    }
+    const auto type = opt_string(part, "type", part_path).value_or("");
+    if (type == "text") {
+      text += opt_string(part, "text", part_path).value_or("");
+    } else if (type == "image_url" || type == "input_audio") {
+      throw Error(ErrorCode::kModelUnavailable,
+                  "content of type '" + type +
+                      "' needs a multimodal model, which this server has not loaded",
+                  part_path + ".type");
+    } else {
+      throw Error(ErrorCode::kInvalidInput, "unknown content part type '" + type + "'",
+                  part_path + ".type");
+    }
+  }
+  return text;
+}
+
+std::vector<engine::ChatMessage> read_messages(const Json& body) {
+  const auto it = body.find("messages");
+  if (it == body.end() || !it->is_array() || it->empty()) {
+    throw Error(ErrorCode::kInvalidInput, "field 'messages' must be a non-empty array", "messages");
+  }
+  std::vector<engine::ChatMessage> messages;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const auto& m = (*it)[i];
+    const std::string path = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object())
+      throw Error(ErrorCode::kInvalidInput, "field '" + path + "' must be an object", path);
+    auto role = opt_string(m, "role", path);
+    if (!role)
+      throw Error(ErrorCode::kInvalidInput, "field '" + path + ".role' is required",
+                  path + ".role");
+    if (*role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (*role != "system" && *role != "user" && *role != "assistant") {
+      throw Error(ErrorCode::kInvalidInput,
+                  "role '" + *role + "' is not supported; use system, user or assistant",
+                  path + ".role");
+    }
+    const auto content = m.find("content");
+    std::string text;
+    if (content != m.end() && !content->is_null()) text = message_text(*content, path + ".content");
+    messages.push_back({*role, std::move(text)});
+  }
+  return messages;
+}
+
+struct Prepared {
+  std::shared_ptr<scheduler::Generation> generation;
+  bool stream = false;
+  bool include_usage = false;
+  std::string model_id;
+};
+
+Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Runtime& rt,
+                std::optional<int32_t> default_max_tokens) {
+  auto& text = rt.text();
+  Prepared p;
+  p.stream = opt_bool(body, "stream", "").value_or(false);
+  if (const Json* options = opt_object(body, "stream_options", "")) {
+    p.include_usage = opt_bool(*options, "include_usage", "stream_options").value_or(false);
+  }
+  resolve_max_tokens(request, text.sequence_capacity(), default_max_tokens);
+  p.model_id = text.model().id();
+  p.generation = text.submit(std::move(request),
+                             scheduler::Generation::Clock::now() + rt.options().request_timeout);
+  return p;
+}
+
+void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
+  const Json body = parse_json_object(req.body);
+  reject_unsupported(body);
+  const auto messages = read_messages(body);
+  auto& text = rt.text();
+  engine::GenerationRequest request;
+  read_generation_params(body, "", request, {"max_completion_tokens", "max_tokens"});
+  // Like llama-server: a model without a chat template is prompted in ChatML.
+  request.prompt =
+      text.model().tokenize(text.model().apply_chat_template(messages, "chatml"), true, true);
+  Prepared p = submit(body, std::move(request), rt, std::nullopt);
+  const std::string id = new_request_id("chatcmpl-");
+  const int64_t created = unix_now();
+
+  if (!p.stream) {
+    const auto& o = p.generation->wait();
+    throw_if_failed(o);
+    const Json out = {{"id", id},
+                      {"object", "chat.completion"},
+                      {"created", created},
+                      {"model", p.model_id},
+                      {"choices",
+                       {{{"index", 0},
+                         {"message", {{"role", "assistant"}, {"content", o.result.text}}},
+                         {"logprobs", nullptr},
+                         {"finish_reason", openai_finish_reason(o.result)}}}},
+                      {"usage", usage_json(o.result)}};
+    res.set_content(out.dump(), "application/json");
+    return;
+  }
+  auto chunk = [id, created, model = p.model_id](const Json& delta, const Json& finish) {
+    return Json{
+        {"id", id},
+        {"object", "chat.completion.chunk"},
+        {"created", created},
+        {"model", model},
+        {"choices",
+         {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}};
+  };
+  stream_generation(
+      res, p.generation,
+      {.opening =
+           [chunk] {
+             return sse_event(chunk({{"role", "assistant"}, {"content", ""}}, nullptr).dump());
+           },
+       .piece =
+           [chunk](std::string_view t) {
+             return sse_event(chunk({{"content", t}}, nullptr).dump());
+           },
+       .closing =
+           [chunk, id, created, model = p.model_id,
+            usage = p.include_usage](const scheduler::GenerationOutcome& o) {
+             std::string out;
+             if (o.result.reason == engine::FinishReason::kError || o.timed_out) {
+               out +=
+                   sse_event(Json{{"error",
+                                   {{"message", o.timed_out ? "deadline exceeded" : o.result.error},
+                                    {"type", o.timed_out ? "timeout" : "internal_error"}}}}
+                                 .dump());
+             }
+             out += sse_event(chunk(Json::object(), openai_finish_reason(o.result)).dump());
+             if (usage) {
+               out += sse_event(Json{{"id", id},
+                                     {"object", "chat.completion.chunk"},
+                                     {"created", created},
+                                     {"model", model},
+                                     {"choices", Json::array()},
+                                     {"usage", usage_json(o.result)}}
+                                    .dump());
+             }
+             return out + sse_event("[DONE]");
+           }});
+}
+
+void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
+  const Json body = parse_json_object(req.body);
+  reject_unsupported(body);
+  std::string prompt;
+  const auto it = body.find("prompt");
+  if (it != body.end() && it->is_string()) {
+    prompt = it->get<std::string>();
+  } else if (it != body.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
+    prompt = (*it)[0].get<std::string>();
+  } else {
+    throw Error(ErrorCode::kInvalidInput,
+                "field 'prompt' must be a string (or an array of one string)", "prompt");
+  }
+  if (prompt.empty()) throw Error(ErrorCode::kInvalidInput, "field 'prompt' is empty", "prompt");
+  auto& text = rt.text();
+  engine::GenerationRequest request;
+  read_generation_params(body, "", request);
+  request.prompt = text.model().tokenize(prompt, true, false);
+  Prepared p = submit(body, std::move(request), rt, 16);  // OpenAI's documented default
+  const std::string id = new_request_id("cmpl-");
+  const int64_t created = unix_now();
+  auto choice = [](std::string_view t, const Json& finish) {
+    return Json{{"text", t}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}};
+  };
+  if (!p.stream) {
+    const auto& o = p.generation->wait();
+    throw_if_failed(o);
+    const Json out = {{"id", id},
+                      {"object", "text_completion"},
+                      {"created", created},
+                      {"model", p.model_id},
+                      {"choices", {choice(o.result.text, openai_finish_reason(o.result))}},
+                      {"usage", usage_json(o.result)}};
+    res.set_content(out.dump(), "application/json");
+    return;
+  }
+  auto event = [id, created, model = p.model_id](const Json& choices) {
+    return Json{{"id", id},
+                {"object", "text_completion"},
+                {"created", created},
+                {"model", model},
+                {"choices", choices}};
+  };
+  stream_generation(
+      res, p.generation,
+      {.opening = nullptr,
+       .piece = [event, choice](
+                    std::string_view t) { return sse_event(event({choice(t, nullptr)}).dump()); },
+       .closing =
+           [event, choice, usage = p.include_usage](const scheduler::GenerationOutcome& o) {
+             Json last = event({choice("", openai_finish_reason(o.result))});
+             if (usage) last["usage"] = usage_json(o.result);
+             return sse_event(last.dump()) + sse_event("[DONE]");
+           }});
+}
+
+}  // namespace
+
+void register_openai_routes(httplib::Server& server, runtime::Runtime& rt) {
+  server.Post("/v1/chat/completions", [&rt](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] { chat_completions(req, res, rt); });
+  });
+  server.Post("/v1/completions", [&rt](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] { completions(req, res, rt); });
+  });
+  server.Get("/v1/models", [&rt](const httplib::Request&, httplib::Response& res) {
+    guarded(res, [&] {
+      Json data = Json::array();
+      if (rt.state() == runtime::State::kReady) {
+        const auto& model = rt.text().model();
+        data.push_back({{"id", model.id()},
+                        {"object", "model"},
+                        {"created", std::chrono::duration_cast<std::chrono::seconds>(
+                                        rt.loaded_at().time_since_epoch())
+                                        .count()},
+                        {"owned_by", "mmserve"},
+                        {"meta",
+                         {{"path", model.path()},
+                          {"architecture", model.summary().architecture},
+                          {"parameters", model.summary().n_params},
+                          {"context_length", model.n_ctx_train()}}}});
+      }
+      res.set_content(Json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+    });
+  });
+}
+
+}  // namespace mmserve::http

@@ -1,0 +1,22 @@
+// Route registration, one function per API family. Handlers translate HTTP <-> scheduler
+// requests; they hold no state of their own beyond what the Runtime owns.
+#pragma once
+
+#include <httplib.h>
+
+#include <functional>
+
+#include "runtime/runtime.h"
+
+namespace mmserve::http {
+
+// Runs `handler`, turning any exception into the JSON error response.
+void guarded(httplib::Response& res, const std::function<void()>& handler);
+
+// A fresh request id with the given prefix ("inf-", "chatcmpl-", ...).
+std::string new_request_id(const char* prefix);
+
+void register_inference_routes(httplib::Server& server, runtime::Runtime& runtime);
+void register_openai_routes(httplib::Server& server, runtime::Runtime& runtime);
+
+}  // namespace mmserve::http

@@ -1,0 +1,184 @@
+#include "scheduler/text_scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace mmserve::scheduler {
+namespace {
+
+double ms_since(Generation::Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Generation::Clock::now() - t).count();
+}
+
+}  // namespace
+
+TextScheduler::TextScheduler(std::unique_ptr<engine::TextBatch> batch, SchedulerOptions options)
+    : batch_(std::move(batch)), options_(options) {
+  thread_ = std::thread([this] { run(); });
+}
+
+TextScheduler::~TextScheduler() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    accepting_ = false;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+int32_t TextScheduler::sequence_capacity() const {
+  return std::min(batch_->n_ctx(), batch_->model().n_ctx_train());
+}
+
+std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest request,
+                                                  Generation::Clock::time_point deadline) {
+  batch_->validate(request);  // reads only immutable state: safe off the scheduler thread
+  const int64_t need = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  if (need > sequence_capacity()) {
+    throw Error(
+        ErrorCode::kInvalidInput,
+        "prompt (" + std::to_string(request.prompt.size()) + " tokens) plus max_tokens (" +
+            std::to_string(request.max_tokens) + ") exceeds the " +
+            std::to_string(sequence_capacity()) + "-token context of one sequence",
+        request.prompt.size() >= static_cast<size_t>(sequence_capacity()) ? "input" : "max_tokens");
+  }
+  auto generation = std::make_shared<Generation>(deadline);
+  {
+    std::lock_guard lock(mutex_);
+    if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+    if (static_cast<int32_t>(queue_.size()) >= options_.queue_size) {
+      throw Error(ErrorCode::kBusy, "the wait queue is full (" +
+                                        std::to_string(options_.queue_size) +
+                                        " requests); retry later");
+    }
+    queue_.push_back({std::move(request), generation, Generation::Clock::now()});
+  }
+  wake_.notify_all();
+  return generation;
+}
+
+void TextScheduler::stop_accepting() {
+  std::lock_guard lock(mutex_);
+  accepting_ = false;
+}
+
+void TextScheduler::cancel_all() {
+  {
+    std::lock_guard lock(mutex_);
+    cancel_all_ = true;
+  }
+  wake_.notify_all();
+}
+
+SchedulerStats TextScheduler::stats() const {
+  SchedulerStats s;
+  {
+    std::lock_guard lock(mutex_);
+    s.waiting = static_cast<int32_t>(queue_.size());
+  }
+  s.running = running_count_.load();
+  s.queue_capacity = options_.queue_size;
+  s.kv_usage = kv_usage_.load();
+  s.steps = steps_.load();
+  s.cancelled = cancelled_.load();
+  return s;
+}
+
+void TextScheduler::set_step_observer(StepObserver observer) {
+  std::lock_guard lock(mutex_);
+  observer_ = std::move(observer);
+}
+
+void TextScheduler::reap_running(bool cancel_everything) {
+  const auto now = Generation::Clock::now();
+  // Copy: cancel() calls on_finish, which erases from running_.
+  const auto snapshot = running_;
+  for (const auto& r : snapshot) {
+    const bool expired = now >= r.generation->deadline();
+    if (cancel_everything || expired || r.generation->cancel_requested()) batch_->cancel(r.id);
+  }
+}
+
+void TextScheduler::run() {
+  for (;;) {
+    std::vector<Waiting> admitted;
+    std::vector<Waiting> dropped;  // cancelled or expired while waiting
+    bool cancel_everything = false;
+    StepObserver observer;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock,
+                 [&] { return stopping_ || cancel_all_ || !queue_.empty() || batch_->has_work(); });
+      if (stopping_) cancel_all_ = true;
+      cancel_everything = cancel_all_;
+      cancel_all_ = false;
+      const auto now = Generation::Clock::now();
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if (cancel_everything || it->generation->cancel_requested() ||
+            now >= it->generation->deadline()) {
+          dropped.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      // First come, first served: a head that does not fit yet holds the others back, so a
+      // large request is not starved by a stream of small ones.
+      while (!queue_.empty() && batch_->can_start(queue_.front().request) &&
+             static_cast<int32_t>(running_.size() + admitted.size()) < batch_->n_parallel()) {
+        admitted.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      observer = observer_;
+    }
+
+    for (auto& d : dropped) {
+      cancelled_.fetch_add(1);
+      GenerationOutcome outcome;
+      outcome.result.reason = engine::FinishReason::kCancelled;
+      outcome.queue_ms = ms_since(d.submitted);
+      outcome.timed_out = Generation::Clock::now() >= d.generation->deadline();
+      if (outcome.timed_out) outcome.result.error = "deadline exceeded while waiting in the queue";
+      d.generation->finish(std::move(outcome));
+    }
+
+    for (auto& w : admitted) {
+      const double queue_ms = ms_since(w.submitted);
+      auto generation = w.generation;
+      const auto deadline = generation->deadline();
+      const auto id = batch_->start(
+          std::move(w.request),
+          {.on_text = [generation](std::string_view text) { generation->push_text(text); },
+           .on_finish =
+               [this, generation, queue_ms, deadline](const engine::SequenceResult& result) {
+                 GenerationOutcome outcome{.result = result, .queue_ms = queue_ms};
+                 outcome.timed_out = result.reason == engine::FinishReason::kCancelled &&
+                                     Generation::Clock::now() >= deadline;
+                 if (outcome.timed_out) outcome.result.error = "deadline exceeded";
+                 if (result.reason == engine::FinishReason::kCancelled) cancelled_.fetch_add(1);
+                 std::erase_if(running_,
+                               [&](const Running& r) { return r.generation == generation; });
+                 generation->finish(std::move(outcome));
+               }});
+      running_.push_back({id, std::move(generation)});
+    }
+
+    reap_running(cancel_everything);
+    running_count_.store(static_cast<int32_t>(running_.size()));
+    if (!batch_->has_work()) {
+      std::lock_guard lock(mutex_);
+      if (stopping_ && queue_.empty()) return;
+      continue;
+    }
+
+    const engine::StepStats step = batch_->step();
+    steps_.fetch_add(1);
+    running_count_.store(static_cast<int32_t>(running_.size()));
+    kv_usage_.store(batch_->kv_usage());
+    if (observer) observer(step);
+  }
+}
+
+}  // namespace mmserve::scheduler

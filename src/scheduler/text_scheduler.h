@@ -1,0 +1,97 @@
+// The text scheduler: a bounded wait queue in front of one TextBatch, driven by its own thread.
+//
+// Requests are admitted first-come first-served when a slot and enough KV cells are free, and
+// join the running batch at the next step (continuous batching). Each loop it also ends
+// requests whose client went away or whose deadline passed.
+//
+// Ownership: the scheduler owns the TextBatch and its thread; Generation handles are shared
+// with submitters. Threading: every public method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "engine/text_batch.h"
+#include "scheduler/generation.h"
+
+namespace mmserve::scheduler {
+
+struct SchedulerOptions {
+  int32_t queue_size = 64;  // requests waiting for a slot; more are refused with kBusy
+};
+
+struct SchedulerStats {
+  int32_t running = 0;
+  int32_t waiting = 0;
+  int32_t queue_capacity = 0;
+  double kv_usage = 0;
+  uint64_t steps = 0;
+  uint64_t cancelled = 0;  // requests ended because their client left, a deadline or shutdown
+};
+
+// Called on the scheduler thread after every decode step (metrics).
+using StepObserver = std::function<void(const engine::StepStats&)>;
+
+class TextScheduler {
+ public:
+  TextScheduler(std::unique_ptr<engine::TextBatch> batch, SchedulerOptions options);
+  ~TextScheduler();  // cancels everything still queued or running, then joins the thread
+  TextScheduler(const TextScheduler&) = delete;
+  TextScheduler& operator=(const TextScheduler&) = delete;
+
+  // Validates and queues a request. Throws Error: kInvalidInput (bad request, field named),
+  // kBusy (queue full), kUnavailable (draining).
+  std::shared_ptr<Generation> submit(engine::GenerationRequest request,
+                                     Generation::Clock::time_point deadline);
+
+  // Refuse new requests from now on (shutdown drain); running and queued ones continue.
+  void stop_accepting();
+  // Ends every queued and running request with kCancelled.
+  void cancel_all();
+
+  SchedulerStats stats() const;
+  const engine::TextModel& model() const { return batch_->model(); }
+  // The most tokens (prompt + generated) one sequence may hold.
+  int32_t sequence_capacity() const;
+  void set_step_observer(StepObserver observer);
+
+ private:
+  struct Waiting {
+    engine::GenerationRequest request;
+    std::shared_ptr<Generation> generation;
+    Generation::Clock::time_point submitted;
+  };
+  struct Running {
+    engine::TextBatch::SequenceId id;
+    std::shared_ptr<Generation> generation;
+  };
+
+  void run();
+  // Scheduler thread: ends running requests that were cancelled or ran past their deadline.
+  void reap_running(bool cancel_everything);
+
+  std::unique_ptr<engine::TextBatch> batch_;  // used only on the scheduler thread after start
+  const SchedulerOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Waiting> queue_;     // guarded by mutex_
+  std::vector<Running> running_;  // scheduler thread only
+  bool accepting_ = true;         // guarded by mutex_
+  bool cancel_all_ = false;       // guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  StepObserver observer_;         // guarded by mutex_
+  std::atomic<int32_t> running_count_{0};
+  std::atomic<double> kv_usage_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::atomic<uint64_t> cancelled_{0};
+  std::thread thread_;
+};
+
+}  // namespace mmserve::scheduler
