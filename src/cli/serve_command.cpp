@@ -15,7 +15,9 @@
 #include "core/error.h"
 #include "core/model_locator.h"
 #include "engine/backend.h"
+#include "engine/gguf_inspect.h"
 #include "http/http_server.h"
+#include "http/routes.h"
 #include "runtime/runtime.h"
 
 namespace mmserve::cli {
@@ -87,6 +89,9 @@ int run_serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
 
+  // Fail fast, with one line, on a model file that cannot work; the full load is in background.
+  engine::inspect_gguf(ro.model_path);
+
   runtime::Runtime runtime(ro);
   http::HttpServer server(runtime, ho);
   const int port = server.bind();
@@ -96,7 +101,6 @@ int run_serve(const std::vector<std::string>& args) {
   std::fflush(stdout);
 
   std::mutex mutex;
-  std::condition_variable served;
   bool done = false;
   std::thread signal_thread([&] {
     int sig = 0;
@@ -107,16 +111,23 @@ int run_serve(const std::vector<std::string>& args) {
     }
     std::fprintf(stderr, "mmserve: signal %d: draining (up to %llds)\n", sig,
                  static_cast<long long>(drain_timeout.count()));
-    runtime.begin_drain();
-    server.stop();  // no new connections; serve() returns once in-flight requests finish
-    std::unique_lock lock(mutex);
-    if (!served.wait_for(lock, drain_timeout, [&] { return done; })) {
+    runtime.begin_drain();  // new work gets 503 and /ready turns 503
+    auto wait_idle = [](std::chrono::milliseconds limit) {
+      const auto until = std::chrono::steady_clock::now() + limit;
+      while (http::in_flight_requests().load() > 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return http::in_flight_requests().load() == 0;
+    };
+    if (!wait_idle(drain_timeout)) {
       std::fprintf(stderr, "mmserve: drain timeout: cancelling what is still running\n");
       try {
         runtime.text().cancel_all();
       } catch (const Error&) {
       }
+      wait_idle(std::chrono::seconds(5));
     }
+    server.stop();  // httplib cuts open streams on stop, hence the wait above
   });
 
   std::thread ready_log([&] {
@@ -135,7 +146,6 @@ int run_serve(const std::vector<std::string>& args) {
     std::lock_guard lock(mutex);
     done = true;
   }
-  served.notify_all();
   pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake sigwait if no signal came
   signal_thread.join();
   ready_log.join();

@@ -13,7 +13,16 @@
 
 namespace mmserve::http {
 
+std::atomic<int>& in_flight_requests() {
+  static std::atomic<int> count{0};
+  return count;
+}
+
 void guarded(httplib::Response& res, const std::function<void()>& handler) {
+  in_flight_requests().fetch_add(1);
+  struct Done {
+    ~Done() { in_flight_requests().fetch_sub(1); }
+  } done;
   try {
     handler();
   } catch (const Error& e) {

@@ -63,7 +63,14 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
   resolve_max_tokens(request, text.sequence_capacity());
 
   const auto deadline = scheduler::Generation::Clock::now() + rt.options().request_timeout;
-  auto generation = text.submit(std::move(request), deadline);
+  std::shared_ptr<scheduler::Generation> generation;
+  try {
+    generation = text.submit(std::move(request), deadline);
+  } catch (const Error& e) {
+    // The scheduler names engine fields; here they live under "parameters".
+    if (e.field() == "input" || e.field().empty()) throw;
+    throw Error(e.code(), e.what(), "parameters." + e.field());
+  }
   const std::string id = new_request_id("inf-");
   const std::string model_id = model.id();
 

@@ -227,12 +227,13 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
   if (!p.stream) {
     const auto& o = p.generation->wait();
     throw_if_failed(o);
-    const Json out = {{"id", id},
-                      {"object", "text_completion"},
-                      {"created", created},
-                      {"model", p.model_id},
-                      {"choices", {choice(o.result.text, openai_finish_reason(o.result))}},
-                      {"usage", usage_json(o.result)}};
+    const Json out = {
+        {"id", id},
+        {"object", "text_completion"},
+        {"created", created},
+        {"model", p.model_id},
+        {"choices", Json::array({choice(o.result.text, openai_finish_reason(o.result))})},
+        {"usage", usage_json(o.result)}};
     res.set_content(out.dump(), "application/json");
     return;
   }
@@ -246,11 +247,13 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
   stream_generation(
       res, p.generation,
       {.opening = nullptr,
-       .piece = [event, choice](
-                    std::string_view t) { return sse_event(event({choice(t, nullptr)}).dump()); },
+       .piece =
+           [event, choice](std::string_view t) {
+             return sse_event(event(Json::array({choice(t, nullptr)})).dump());
+           },
        .closing =
            [event, choice, usage = p.include_usage](const scheduler::GenerationOutcome& o) {
-             Json last = event({choice("", openai_finish_reason(o.result))});
+             Json last = event(Json::array({choice("", openai_finish_reason(o.result))}));
              if (usage) last["usage"] = usage_json(o.result);
              return sse_event(last.dump()) + sse_event("[DONE]");
            }});

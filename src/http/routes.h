@@ -4,14 +4,19 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <functional>
 
 #include "runtime/runtime.h"
 
 namespace mmserve::http {
 
-// Runs `handler`, turning any exception into the JSON error response.
+// Runs `handler`, turning any exception into the JSON error response. Counts the request as
+// in flight while it runs.
 void guarded(httplib::Response& res, const std::function<void()>& handler);
+
+// Requests being handled or streamed right now, for the shutdown drain. Thread-safe.
+std::atomic<int>& in_flight_requests();
 
 // A fresh request id with the given prefix ("inf-", "chatcmpl-", ...).
 std::string new_request_id(const char* prefix);

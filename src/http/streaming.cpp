@@ -1,5 +1,7 @@
 #include "http/streaming.h"
 
+#include "http/routes.h"
+
 namespace mmserve::http {
 
 std::string sse_event(const std::string& payload) {
@@ -11,6 +13,7 @@ void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Genera
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // let reverse proxies pass events through
   auto opened = std::make_shared<bool>(false);
+  in_flight_requests().fetch_add(1);  // until the stream is released, however it ends
   res.set_chunked_content_provider(
       "text/event-stream",
       [generation, format = std::move(format), opened](size_t, httplib::DataSink& sink) {
@@ -35,6 +38,7 @@ void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Genera
       },
       [generation](bool success) {
         if (!success) generation->cancel();
+        in_flight_requests().fetch_sub(1);
       });
 }
 

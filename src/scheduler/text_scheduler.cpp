@@ -34,7 +34,6 @@ int32_t TextScheduler::sequence_capacity() const {
 
 std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest request,
                                                   Generation::Clock::time_point deadline) {
-  batch_->validate(request);  // reads only immutable state: safe off the scheduler thread
   const int64_t need = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
   if (need > sequence_capacity()) {
     throw Error(
@@ -44,6 +43,7 @@ std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest requ
             std::to_string(sequence_capacity()) + "-token context of one sequence",
         request.prompt.size() >= static_cast<size_t>(sequence_capacity()) ? "input" : "max_tokens");
   }
+  batch_->validate(request);  // reads only immutable state: safe off the scheduler thread
   auto generation = std::make_shared<Generation>(deadline);
   {
     std::lock_guard lock(mutex_);

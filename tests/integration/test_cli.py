@@ -5,13 +5,8 @@ from pathlib import Path
 
 import pytest
 
-BIN = os.environ.get("MMSERVE_BIN", "build/default/mmserve")
-SHARED = Path(os.environ.get("MMSERVE_SHARED_DIR", Path(__file__).resolve().parents[2] / "../shared"))
-STORIES = SHARED / "models" / "stories260K.gguf"
-GOLDEN = (", there was a little girl named Lily. She loved to play outside in the park. "
-          "One day, she saw a big, red ball.")
+from conftest import BIN, GOLDEN, STORIES, needs_stories  # noqa: E402
 
-needs_stories = pytest.mark.skipif(not STORIES.exists(), reason=f"needs {STORIES} (absent)")
 
 
 def mmserve(*args, env=None):
