@@ -3,8 +3,10 @@ PRESET ?= default
 BUILD  := build/$(PRESET)
 MODEL  ?= ../shared/models/stories260K.gguf
 PROMPT ?= Once upon a time
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
 
-.PHONY: all deps build run test test-asan test-tsan format clean
+.PHONY: all deps build run generate test test-asan test-tsan format clean
 
 all: build
 
@@ -16,6 +18,9 @@ build: deps
 	@cmake --build --preset $(PRESET)
 
 run: build
+	$(BUILD)/mmserve serve -m $(MODEL) --host $(HOST) --port $(PORT)
+
+generate: build
 	$(BUILD)/mmserve generate -m $(MODEL) --temp 0 -n 64 "$(PROMPT)"
 
 test: build

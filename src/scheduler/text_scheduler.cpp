@@ -160,6 +160,7 @@ void TextScheduler::run() {
                  if (result.reason == engine::FinishReason::kCancelled) cancelled_.fetch_add(1);
                  std::erase_if(running_,
                                [&](const Running& r) { return r.generation == generation; });
+                 running_count_.store(static_cast<int32_t>(running_.size()));
                  generation->finish(std::move(outcome));
                }});
       running_.push_back({id, std::move(generation)});
