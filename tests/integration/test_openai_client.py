@@ -1,0 +1,45 @@
+"""OpenAI's official Node.js client library works against mmserve unchanged."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import generate_cli, needs_stories
+
+pytestmark = needs_stories
+
+CLIENT_DIR = Path(__file__).parent / "openai_client"
+
+
+def installed_client():
+    """Installs the pinned client (npm ci) once into the cache, keyed by the lock file."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("needs node and npm")
+    lock = (CLIENT_DIR / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("MMSERVE_CACHE", Path.home() / ".cache/mmserve"))
+    target = cache / f"openai-client-{hashlib.sha256(lock).hexdigest()[:12]}"
+    if not (target / "node_modules" / "openai").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(CLIENT_DIR / name, target / name)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=target, check=True, timeout=300)
+    shutil.copy(CLIENT_DIR / "client.mjs", target / "client.mjs")
+    return target
+
+
+def test_official_openai_client(stories_server):
+    target = installed_client()
+    proc = subprocess.run(["node", "client.mjs", f"{stories_server.url}/v1"], cwd=target,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["models"] == ["stories260K"]
+    assert got["chat"]["finish"] == "length" and got["chat"]["usage"]["completion_tokens"] == 16
+    assert got["chat_stream"]["text"] == got["chat"]["text"]
+    assert got["chat_stream"]["finish"] == "length"
+    assert got["chat_stream"]["usage"]["completion_tokens"] == 16
+    assert got["completion"]["text"] == generate_cli("Once upon a time", 24)
+    assert got["error"]["status"] == 400 and got["error"]["param"] == "messages"
