@@ -51,7 +51,7 @@ class TextSchedulerTest : public ::testing::Test {
 
 TEST_F(TextSchedulerTest, GeneratesAndReportsQueueTime) {
   auto s = make(2, 4);
-  const auto out = s->submit(request("Once upon a time", 16), in(60s))->wait();
+  const auto out = s->submit(request("Once upon a time", 16), in(600s))->wait();
   EXPECT_EQ(out.result.reason, engine::FinishReason::kLength);
   EXPECT_EQ(out.result.completion_tokens, 16);
   EXPECT_TRUE(out.result.text.starts_with(", there was a little girl")) << out.result.text;
@@ -69,7 +69,7 @@ TEST_F(TextSchedulerTest, ExpiredDeadlineEndsTheRequestAsTimedOut) {
 
 TEST_F(TextSchedulerTest, CancelBeforeOrDuringGeneration) {
   auto s = make(1, 4);
-  auto g = s->submit(request("Once upon a time", 480), in(60s));
+  auto g = s->submit(request("Once upon a time", 480), in(600s));
   g->cancel();
   const auto& out = g->wait();
   EXPECT_EQ(out.result.reason, engine::FinishReason::kCancelled);
@@ -79,10 +79,10 @@ TEST_F(TextSchedulerTest, CancelBeforeOrDuringGeneration) {
 
 TEST_F(TextSchedulerTest, StopAcceptingRefusesNewWorkButFinishesQueued) {
   auto s = make(1, 4);
-  auto first = s->submit(request("Once upon a time", 64), in(60s));
+  auto first = s->submit(request("Once upon a time", 64), in(600s));
   s->stop_accepting();
   try {
-    s->submit(request("Once", 4), in(60s));
+    s->submit(request("Once", 4), in(600s));
     FAIL() << "expected kUnavailable";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
@@ -93,7 +93,7 @@ TEST_F(TextSchedulerTest, StopAcceptingRefusesNewWorkButFinishesQueued) {
 TEST_F(TextSchedulerTest, TooLongForOneSequenceNamesTheField) {
   auto s = make(2, 4);  // 1024 cells in all, but one sequence holds at most 512
   try {
-    s->submit(request("Once upon a time", 600), in(60s));
+    s->submit(request("Once upon a time", 600), in(600s));
     FAIL() << "expected kInvalidInput";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
@@ -107,7 +107,7 @@ TEST_F(TextSchedulerTest, FullQueueRefusesWithBusy) {
   int refused = 0;
   for (int i = 0; i < 8; ++i) {
     try {
-      accepted.push_back(s->submit(request("Once upon a time", 200), in(60s)));
+      accepted.push_back(s->submit(request("Once upon a time", 200), in(600s)));
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kBusy);
       ++refused;
@@ -122,12 +122,12 @@ TEST_F(TextSchedulerTest, FullQueueRefusesWithBusy) {
 
 TEST_F(TextSchedulerTest, ManyThreadsSubmitAndReadConcurrently) {
   auto s = make(4, 64);
-  const std::string expected = s->submit(request("The cat", 24), in(60s))->wait().result.text;
+  const std::string expected = s->submit(request("The cat", 24), in(600s))->wait().result.text;
   std::vector<std::thread> threads;
   std::atomic<int> matches{0};
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
-      auto g = s->submit(request("The cat", 24), in(60s));
+      auto g = s->submit(request("The cat", 24), in(600s));
       std::string streamed;
       bool finished = false;
       while (!finished) streamed += g->take_text(5ms, finished);
