@@ -6,7 +6,7 @@ PROMPT ?= Once upon a time
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all deps build run generate test test-asan test-tsan format clean
+.PHONY: all deps build run generate bench test test-asan test-tsan format clean
 
 all: build
 
@@ -34,6 +34,10 @@ test-asan:
 test-tsan:
 	@$(MAKE) --no-print-directory build PRESET=tsan
 	ctest --preset tsan -j2 -E '^py_'
+
+# Side-by-side benchmarks against llama-server and whisper-server (docs/benchmarks.md).
+bench: build
+	python3 bench/run.py
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h')

@@ -1,0 +1,79 @@
+"""Speech workloads: concurrent transcriptions of clips of different lengths.
+
+mmserve answers OpenAI's POST /v1/audio/transcriptions; whisper-server answers POST /inference;
+both take a multipart form with the audio as `file`. Clips are 16 kHz mono WAV made from
+../shared/media/jfk.wav (looped to the wanted length), so no decoder differences enter.
+"""
+import http.client
+import io
+import threading
+import time
+import uuid
+import wave
+from urllib.parse import urlparse
+
+
+def make_clip(source_wav, seconds):
+    with wave.open(source_wav, "rb") as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        frames = w.readframes(w.getnframes())
+    need = int(seconds * 16000) * 2
+    data = (frames * (need // len(frames) + 1))[:need]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(data)
+    return out.getvalue()
+
+
+def multipart(fields, file_bytes):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="clip.wav"\r\n'
+                 f"Content-Type: audio/wav\r\n\r\n".encode() + file_bytes + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def transcribe(url, path, clip, fields):
+    parsed = urlparse(url)
+    body, ctype = multipart(fields, clip)
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=3600)
+    conn.request("POST", path, body=body, headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    payload = resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {payload[:300]!r}")
+    return time.perf_counter() - t0
+
+
+def concurrent_transcriptions(url, kind, clips):
+    """Sends every clip at once; returns wall time, per-clip latency and audio seconds/s."""
+    path, fields = (("/inference", {"response_format": "json", "temperature": "0"}) if kind == "whisper-server"
+                    else ("/v1/audio/transcriptions", {"model": "whisper", "response_format": "json", "temperature": "0"}))
+    latencies = [None] * len(clips)
+    errors = []
+
+    def one(i):
+        try:
+            latencies[i] = transcribe(url, path, clips[i][1], fields)
+        except Exception as e:  # noqa: BLE001 - reported in the results
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clips))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    audio = sum(seconds for seconds, _ in clips)
+    return {"clips_s": [s for s, _ in clips], "wall_s": round(wall, 2),
+            "latency_s": [round(x, 2) if x is not None else None for x in latencies],
+            "audio_s_per_s": round(audio / wall, 2), "errors": errors}
