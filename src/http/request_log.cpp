@@ -1,0 +1,262 @@
+#include "http/request_log.h"
+
+#include <array>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "http/log_sink.h"
+#include "metrics/server_metrics.h"
+
+namespace mmserve::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using OrderedJson = nlohmann::ordered_json;
+
+// Captured text is cut here: a debug aid, not an archive.
+constexpr size_t kMaxCapturedBytes = 16 * 1024;
+// How long the logger waits for a cut-short generation to end after cancelling it; the
+// scheduler ends it at its next step, so this bound is only hit by a wedged engine.
+constexpr auto kCancelWait = std::chrono::seconds(2);
+
+// The request in progress on this worker thread (see the header).
+struct Record {
+  bool active = false;
+  bool counted = false;
+  std::string id;
+  Clock::time_point start;
+  std::string_view endpoint;  // empty: not an inference request
+  std::string task;
+  std::shared_ptr<scheduler::Generation> generation;
+  std::string response_id;
+  bool stream = false;
+};
+thread_local Record t_record;
+
+// The inference endpoints: they are what mmserve_requests_total counts (probes, scrapes and
+// unknown paths are only logged). A fixed list keeps label values bounded.
+std::string_view inference_endpoint(const httplib::Request& req) {
+  if (req.method != "POST") return {};
+  for (const std::string_view path : {"/v1/inference", "/v1/chat/completions", "/v1/completions"}) {
+    if (req.path == path) return path;
+  }
+  return {};
+}
+
+std::string task_label() {
+  if (!t_record.task.empty()) return t_record.task;
+  // The OpenAI endpoints generate text; /v1/inference names its task, "none" when it did not.
+  return t_record.endpoint == "/v1/inference" ? "none" : "text-gen";
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Counts the request on this thread, once.
+void count(int status) {
+  if (t_record.counted) return;
+  t_record.counted = true;
+  if (t_record.endpoint.empty()) return;
+  metrics::server_metrics().record_request(task_label(), t_record.endpoint, "local", status,
+                                           seconds_since(t_record.start));
+}
+
+std::string truncated(const std::string& text) {
+  if (text.size() <= kMaxCapturedBytes) return text;
+  return text.substr(0, kMaxCapturedBytes) + "...[" +
+         std::to_string(text.size() - kMaxCapturedBytes) + " more bytes]";
+}
+
+std::string rfc3339_utc(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count() % 1000));
+  return buf;
+}
+
+double round3(double v) {
+  return static_cast<double>(static_cast<int64_t>(v * 1000 + (v >= 0 ? 0.5 : -0.5))) / 1000;
+}
+
+}  // namespace
+
+std::string sanitize_request_id(std::string_view raw) {
+  std::string out;
+  for (const char c : raw) {
+    if (out.size() >= kMaxRequestIdLength) break;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
+    if (ok) out += c;
+  }
+  return out;
+}
+
+std::string generate_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t hi = rng();
+  const uint64_t lo = rng();
+  std::array<unsigned, 16> b{};
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<unsigned>((hi >> (56 - 8 * i)) & 0xFF);
+    b[8 + i] = static_cast<unsigned>((lo >> (56 - 8 * i)) & 0xFF);
+  }
+  b[6] = (b[6] & 0x0F) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3F) | 0x80;  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof(buf),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return buf;
+}
+
+void note_task(std::string_view task) {
+  t_record.task = task;
+}
+
+void note_generation(std::shared_ptr<scheduler::Generation> generation, std::string response_id,
+                     bool stream) {
+  t_record.generation = std::move(generation);
+  t_record.response_id = std::move(response_id);
+  t_record.stream = stream;
+}
+
+void counted_stream_generation(httplib::Response& res,
+                               std::shared_ptr<scheduler::Generation> generation,
+                               StreamFormat format) {
+  format.closing = [closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
+    std::string bytes = closing(o);
+    // Runs on the request's worker thread (httplib calls content providers there); a stream's
+    // headers went out with status 200.
+    if (t_record.active) count(200);
+    return bytes;
+  };
+  stream_generation(res, std::move(generation), std::move(format));
+}
+
+void begin_request(const httplib::Request& req) {
+  t_record = Record{};
+  t_record.active = true;
+  t_record.start = Clock::now();
+  t_record.endpoint = inference_endpoint(req);
+  t_record.id = sanitize_request_id(req.get_header_value(kRequestIdHeader));
+  if (t_record.id.empty()) t_record.id = generate_request_id();
+}
+
+void before_response(const httplib::Request& req, httplib::Response& res) {
+  if (!t_record.active) begin_request(req);  // httplib refused the request before routing
+  res.set_header(kRequestIdHeader, t_record.id);
+  if (!t_record.stream) count(res.status);
+}
+
+void after_response(const httplib::Request& req, const httplib::Response& res,
+                    const RequestLogOptions& options) {
+  if (!t_record.active) begin_request(req);
+  RequestLogEntry e;
+  e.time = std::chrono::system_clock::now();
+  e.id = t_record.id;
+  e.method = req.method;
+  e.path = req.path;
+  e.remote_addr = req.remote_addr;
+  e.status = res.status;
+
+  if (auto& g = t_record.generation) {
+    // The response is over: nobody reads what a generation still running would produce (a
+    // client that left mid-stream). End it, so the line reports what it really did.
+    if (!g->finished()) {
+      g->cancel();
+      const auto until = Clock::now() + kCancelWait;
+      bool finished = false;
+      while (!finished && Clock::now() < until)
+        g->take_text(std::chrono::milliseconds(20), finished);
+    }
+    RequestLogEntry::Generation gen;
+    gen.response_id = t_record.response_id;
+    gen.stream = t_record.stream;
+    if (g->finished()) {
+      const auto& o = g->wait();
+      const auto& r = o.result;
+      gen.finish_reason = o.timed_out ? "timeout" : engine::finish_reason_name(r.reason);
+      gen.queue_ms = o.queue_ms;
+      if (r.completion_tokens > 0) gen.ttft_ms = o.queue_ms + r.prompt_ms;
+      gen.generate_ms = r.generate_ms;
+      gen.prompt_tokens = r.prompt_tokens;
+      gen.cached_prompt_tokens = r.cached_prompt_tokens;
+      gen.completion_tokens = r.completion_tokens;
+      if (options.capture_text) e.output = truncated(r.text);
+    } else {
+      gen.finish_reason = "unknown";
+    }
+    e.generation = std::move(gen);
+  }
+
+  count(res.status);  // a stream cut short was not counted at its close
+  if (!t_record.endpoint.empty()) {
+    e.endpoint = t_record.endpoint;
+    e.route = "local";
+    e.task = task_label();
+  }
+  if (res.status >= 400 && res.get_header_value("Content-Type").starts_with("application/json")) {
+    const auto body = nlohmann::json::parse(res.body, nullptr, false);
+    if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+      const auto& err = body["error"];
+      if (err.contains("type") && err["type"].is_string()) e.error_type = err["type"];
+      if (err.contains("param") && err["param"].is_string()) e.error_param = err["param"];
+    }
+  }
+  if (options.capture_text) e.request_body = truncated(req.body);
+  e.duration_ms = seconds_since(t_record.start) * 1000;
+  t_record = Record{};  // also releases the generation
+
+  LogSink::standard_error().write_line(format_log_line(e));
+}
+
+void flush_request_log(std::chrono::milliseconds timeout) {
+  LogSink::standard_error().flush(timeout);
+}
+
+std::string format_log_line(const RequestLogEntry& e) {
+  OrderedJson j;
+  j["ts"] = rfc3339_utc(e.time);
+  const bool failed_generation = e.generation && (e.generation->finish_reason == "error" ||
+                                                  e.generation->finish_reason == "timeout");
+  j["level"] = e.status >= 500 || failed_generation ? "error" : e.status >= 400 ? "warn" : "info";
+  j["msg"] = "request";
+  j["id"] = e.id;
+  j["method"] = e.method;
+  j["path"] = e.path;
+  j["status"] = e.status;
+  j["duration_ms"] = round3(e.duration_ms);
+  j["remote_addr"] = e.remote_addr;
+  if (!e.endpoint.empty()) {
+    j["endpoint"] = e.endpoint;
+    j["route"] = e.route;
+    j["task"] = e.task;
+  }
+  if (!e.error_type.empty()) j["error_type"] = e.error_type;
+  if (!e.error_param.empty()) j["error_param"] = e.error_param;
+  if (const auto& g = e.generation) {
+    j["response_id"] = g->response_id;
+    j["stream"] = g->stream;
+    j["finish_reason"] = g->finish_reason;
+    j["queue_ms"] = round3(g->queue_ms);
+    if (g->ttft_ms) j["ttft_ms"] = round3(*g->ttft_ms);
+    j["generate_ms"] = round3(g->generate_ms);
+    j["prompt_tokens"] = g->prompt_tokens;
+    j["cached_prompt_tokens"] = g->cached_prompt_tokens;
+    j["completion_tokens"] = g->completion_tokens;
+  }
+  if (e.request_body) j["request_body"] = *e.request_body;
+  if (e.output) j["output"] = *e.output;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace mmserve::http
