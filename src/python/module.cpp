@@ -1,0 +1,271 @@
+// mmserve._native: the pybind11 binding of LocalEngine for the Python SDK's local mode
+// (python/mmserve/local.py is its only intended caller; it is not a public API).
+//
+// Every call that loads, computes or waits releases the GIL, so other Python threads run
+// meanwhile. C++ mmserve::Error surfaces as _native.EngineError with `code` (the server's error
+// type name, e.g. "invalid_request_error") and `param` (the field), which the SDK maps to its
+// typed exceptions exactly as it maps the server's JSON errors.
+#include <dlfcn.h>
+#include <ggml-backend.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "engine/backend.h"
+#include "engine/versions.h"
+#include "python/local_engine.h"
+
+namespace py = pybind11;
+using mmserve::python::Completion;
+using mmserve::python::LocalEngine;
+
+namespace {
+
+PyObject* g_engine_error = nullptr;  // the EngineError type; owned by the module
+
+// Model text is well-formed UTF-8 (TextStream guarantees it); "replace" keeps a surprise from
+// becoming an exception in the middle of a stream.
+py::str to_str(const std::string& s) {
+  PyObject* obj = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (obj == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(obj);
+}
+
+void raise_engine_error(const mmserve::Error& e) {
+  py::object type = py::reinterpret_borrow<py::object>(g_engine_error);
+  py::object exc = type(to_str(e.what()));
+  exc.attr("code") = mmserve::error_code_name(e.code());
+  exc.attr("param") = e.field().empty() ? py::object(py::none()) : py::object(py::str(e.field()));
+  PyErr_SetObject(g_engine_error, exc.ptr());
+}
+
+// Portable builds ship ggml's CPU/GPU backends as modules that ggml looks for beside the
+// executable, which for Python is the interpreter. Look beside libggml instead (the package
+// directory once installed, the engine prefix in a build tree).
+void load_backends_beside_libggml() {
+  if (ggml_backend_reg_count() > 0) return;  // linked in (native builds)
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&ggml_backend_load_all_from_path), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    const auto dir = std::filesystem::path(info.dli_fname).parent_path().string();
+    ggml_backend_load_all_from_path(dir.c_str());
+  }
+}
+
+const char* device_type_name(enum ggml_backend_dev_type type) {
+  switch (type) {
+    case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
+    case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
+    case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
+    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
+    default: return "other";
+  }
+}
+
+// The devices ggml's backend registry offers in this process (one per CUDA GPU in CUDA builds).
+py::list devices() {
+  mmserve::engine::ensure_backend_initialized();
+  py::list out;
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(dev, &free, &total);
+    py::dict d;
+    d["name"] = ggml_backend_dev_name(dev);
+    d["description"] = to_str(ggml_backend_dev_description(dev));
+    d["type"] = device_type_name(ggml_backend_dev_type(dev));
+    d["backend"] = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+    d["memory_total"] = total;
+    d["memory_free"] = free;
+    out.append(d);
+  }
+  return out;
+}
+
+py::dict result_dict(const mmserve::python::CompletionResult& r) {
+  py::dict d;
+  d["text"] = to_str(r.text);
+  d["finish_reason"] = r.finish_reason;
+  d["usage"] = py::dict(py::arg("prompt_tokens") = r.prompt_tokens,
+                        py::arg("completion_tokens") = r.completion_tokens);
+  d["timings"] = py::dict(py::arg("queue_ms") = r.queue_ms, py::arg("prompt_ms") = r.prompt_ms,
+                          py::arg("generate_ms") = r.generate_ms);
+  return d;
+}
+
+mmserve::python::TextOptions text_options(std::optional<int64_t> max_tokens,
+                                          std::optional<double> temperature,
+                                          std::optional<int64_t> top_k, std::optional<double> top_p,
+                                          std::optional<double> min_p,
+                                          std::optional<double> repeat_penalty,
+                                          std::optional<int64_t> seed,
+                                          std::vector<std::string> stop, bool ignore_eos) {
+  return {.max_tokens = max_tokens,
+          .temperature = temperature,
+          .top_k = top_k,
+          .top_p = top_p,
+          .min_p = min_p,
+          .repeat_penalty = repeat_penalty,
+          .seed = seed,
+          .stop = std::move(stop),
+          .ignore_eos = ignore_eos};
+}
+
+#define MMSERVE_TEXT_OPTION_ARGS                                                               \
+  py::arg("max_tokens") = py::none(), py::arg("temperature") = py::none(),                     \
+  py::arg("top_k") = py::none(), py::arg("top_p") = py::none(), py::arg("min_p") = py::none(), \
+  py::arg("repeat_penalty") = py::none(), py::arg("seed") = py::none(),                        \
+  py::arg("stop") = std::vector<std::string>{}, py::arg("ignore_eos") = false
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() =
+      "mmserve's engine in-process (the Python SDK's local mode); use mmserve.MultiModalModel";
+
+  g_engine_error = PyErr_NewExceptionWithDoc(
+      "mmserve._native.EngineError",
+      "An error from the engine; `code` is the error type name, `param` the field or None.",
+      PyExc_RuntimeError, nullptr);
+  if (g_engine_error == nullptr) throw py::error_already_set();
+  m.add_object("EngineError", py::handle(g_engine_error));  // the module keeps the reference
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const mmserve::Error& e) {
+      raise_engine_error(e);
+    }
+  });
+
+  load_backends_beside_libggml();
+
+  m.def(
+      "version", [] { return std::string(mmserve::version()); },
+      "mmserve's version (as `mmserve --version`).");
+  m.def(
+      "engine_versions",
+      [] {
+        py::dict d;
+        d["llama.cpp"] = mmserve::llama_cpp_version();
+        d["whisper.cpp"] = mmserve::whisper_cpp_version();
+        d["ggml"] = mmserve::ggml_version_string();
+        d["backends"] = mmserve::backend_names();
+        return d;
+      },
+      "Versions of the engines linked in this process, and ggml's backends.");
+  m.def("devices", &devices, "ggml's devices: name, description, type, backend, memory.");
+  m.def("live_engines", &LocalEngine::live_count,
+        "Engines in this process that still hold a loaded model.");
+  // What local mode can run in process (info() and the tests read it). Images and audio turn
+  // true when this module binds the engine's vision and speech paths (issues Vision, Speech).
+  m.def("capabilities", [] {
+    py::dict d;
+    d["text"] = true;
+    d["vision"] = false;
+    d["speech"] = false;
+    return d;
+  });
+
+  py::class_<Completion>(m, "Completion")
+      .def(
+          "next",
+          [](Completion& c, int timeout_ms) {
+            bool finished = false;
+            std::string text;
+            {
+              py::gil_scoped_release release;
+              text = c.next(std::chrono::milliseconds(timeout_ms), finished);
+            }
+            return py::make_tuple(to_str(text), finished);
+          },
+          py::arg("timeout_ms") = 100,
+          "Waits up to timeout_ms for text: returns (text since the last call, finished).")
+      .def(
+          "wait",
+          [](Completion& c, int timeout_ms) {
+            py::gil_scoped_release release;
+            const auto until =
+                std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+            bool finished = false;
+            do {
+              const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  until - std::chrono::steady_clock::now());
+              c.next(std::max(left, std::chrono::milliseconds(0)), finished);
+            } while (!finished && std::chrono::steady_clock::now() < until);
+            return finished;
+          },
+          py::arg("timeout_ms") = 100,
+          "Waits up to timeout_ms for the end; True once finished. The text is in result(), not "
+          "next(): use one or the other.")
+      .def(
+          "result", [](const Completion& c) { return result_dict(c.result()); },
+          "The outcome once finished: {text, finish_reason, usage, timings}; raises EngineError "
+          "when the request failed.")
+      .def("cancel", &Completion::cancel, "Stops the request; it finishes soon after.");
+
+  py::class_<LocalEngine>(m, "Engine")
+      .def(py::init([](const std::string& model, int gpu_layers, int threads, int parallel,
+                       int ctx_size, int batch_size) {
+             mmserve::python::EngineOptions o;
+             o.model_path = model;
+             o.gpu_layers = gpu_layers;
+             o.threads = threads;
+             o.parallel = parallel;
+             o.ctx_size = ctx_size;
+             o.batch_size = batch_size;
+             return std::make_unique<LocalEngine>(o);
+           }),
+           py::arg("model") = "", py::arg("gpu_layers") = 0, py::arg("threads") = 0,
+           py::arg("parallel") = 1, py::arg("ctx_size") = 0, py::arg("batch_size") = 512,
+           py::call_guard<py::gil_scoped_release>(),
+           "Loads a GGUF text model (empty: $MMSERVE_MODEL, then the model directory).")
+      .def("info",
+           [](const LocalEngine& e) {
+             const auto i = e.info();
+             py::dict d;
+             d["model"] = i.model_id;
+             d["path"] = i.model_path;
+             d["architecture"] = i.architecture;
+             d["n_ctx"] = i.n_ctx;
+             d["sequence_capacity"] = i.sequence_capacity;
+             d["parallel"] = i.parallel;
+             d["chat_template"] = i.has_chat_template;
+             return d;
+           })
+      .def(
+          "generate",
+          [](LocalEngine& e, const std::string& input, bool raw, std::optional<std::string> system,
+             std::optional<int64_t> max_tokens, std::optional<double> temperature,
+             std::optional<int64_t> top_k, std::optional<double> top_p, std::optional<double> min_p,
+             std::optional<double> repeat_penalty, std::optional<int64_t> seed,
+             std::vector<std::string> stop, bool ignore_eos) {
+            const auto o = text_options(max_tokens, temperature, top_k, top_p, min_p,
+                                        repeat_penalty, seed, std::move(stop), ignore_eos);
+            py::gil_scoped_release release;
+            return e.submit_text(input, raw, system, o);
+          },
+          py::arg("input"), py::arg("raw") = false, py::arg("system") = py::none(),
+          MMSERVE_TEXT_OPTION_ARGS,
+          "Submits a text-gen request (as POST /v1/inference) and returns its Completion.")
+      .def(
+          "chat",
+          [](LocalEngine& e, const std::vector<std::pair<std::string, std::string>>& messages,
+             std::optional<int64_t> max_tokens, std::optional<double> temperature,
+             std::optional<int64_t> top_k, std::optional<double> top_p, std::optional<double> min_p,
+             std::optional<double> repeat_penalty, std::optional<int64_t> seed,
+             std::vector<std::string> stop, bool ignore_eos) {
+            std::vector<mmserve::engine::ChatMessage> chat;
+            for (const auto& [role, content] : messages) chat.push_back({role, content});
+            const auto o = text_options(max_tokens, temperature, top_k, top_p, min_p,
+                                        repeat_penalty, seed, std::move(stop), ignore_eos);
+            py::gil_scoped_release release;
+            return e.submit_chat(chat, o);
+          },
+          py::arg("messages"), MMSERVE_TEXT_OPTION_ARGS,
+          "Submits [(role, content)] through the chat template (as POST /v1/chat/completions).")
+      .def("close", &LocalEngine::close, py::call_guard<py::gil_scoped_release>(),
+           "Cancels running requests and frees the model. Idempotent.")
+      .def_property_readonly("loaded", &LocalEngine::loaded);
+}
