@@ -1,0 +1,243 @@
+// POST /v1/audio/transcriptions, POST /v1/audio/translations (OpenAI-compatible multipart), and
+// the "speech-transcribe" task of POST /v1/inference.
+#include "http/audio_routes.h"
+
+#include <span>
+
+#include "core/error.h"
+#include "engine/speech_transcript.h"
+#include "http/image_input.h"
+#include "http/request_log.h"
+#include "http/routes.h"
+#include "media/audio_decode.h"
+
+namespace mmserve::http {
+namespace {
+
+// What a speech request asks for, before it is checked against the model.
+struct SpeechArgs {
+  std::string language;  // as given; "" = detect
+  bool translate = false;
+  std::string prompt;
+  float temperature = 0;
+  bool words = false;
+};
+
+// Field names differ between the two APIs ("language" vs "parameters.language").
+struct SpeechFields {
+  std::string audio, language, translate;
+};
+
+struct SpeechAnswer {
+  scheduler::SpeechOutcome outcome;
+  std::string model_id;
+};
+
+float checked_temperature(double t, const std::string& field) {
+  if (!(t >= 0 && t <= 1)) {
+    throw Error(ErrorCode::kInvalidInput, "field '" + field + "' must be between 0 and 1", field);
+  }
+  return static_cast<float>(t);
+}
+
+SpeechAnswer transcribe(runtime::Runtime& rt, std::span<const uint8_t> audio,
+                        const SpeechArgs& args, const SpeechFields& fields) {
+  auto& speech = rt.speech();  // 400 without a speech model, 503 while loading
+  const auto model = rt.speech_model();
+  if (!model) throw Error(ErrorCode::kUnavailable, "the speech model is not loaded yet");
+  scheduler::SpeechRequest request;
+  request.language = model->resolve_language(args.language, fields.language);
+  request.translate = args.translate;
+  if (args.translate && !model->multilingual()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "the speech model " + model->id() + " is English-only; it cannot translate",
+                fields.translate);
+  }
+  request.temperature = args.temperature;
+  request.word_timestamps = args.words;
+  if (!args.prompt.empty()) request.prompt = model->tokenize(args.prompt);
+  request.samples = media::decode_audio(audio, rt.options().audio_limits, fields.audio).samples;
+
+  const auto job = speech.submit(std::move(request),
+                                 scheduler::SpeechJob::Clock::now() + rt.options().request_timeout);
+  SpeechAnswer answer{job->wait(), model->id()};
+  const auto& o = answer.outcome;
+  if (o.timed_out)
+    throw Error(ErrorCode::kTimeout, "the transcription took longer than its deadline");
+  if (o.cancelled) {
+    throw Error(ErrorCode::kUnavailable, "the transcription was cancelled (server shutting down)");
+  }
+  if (!o.error.empty()) throw Error(ErrorCode::kInternal, "transcription failed: " + o.error);
+  return answer;
+}
+
+std::span<const uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// OpenAI's form: file, model, language, prompt, temperature, response_format,
+// timestamp_granularities[].
+void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt,
+                  bool translate) {
+  note_task("speech-transcribe");
+  if (!req.is_multipart_form_data()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "send multipart/form-data with the audio in the field 'file' (as OpenAI's API)",
+                "file");
+  }
+  const httplib::MultipartFormData* file = nullptr;
+  SpeechArgs args;
+  args.translate = translate;
+  std::string format_name = "json";
+  bool granularities = false;
+  for (const auto& [name, part] : req.files) {
+    if (name == "file") {
+      file = &part;
+    } else if (name == "model") {
+      // One speech model is loaded; any name ("whisper-1") selects it, as clients expect.
+    } else if (name == "language" && !translate) {
+      args.language = part.content;
+    } else if (name == "prompt") {
+      args.prompt = part.content;
+    } else if (name == "temperature") {
+      double t = -1;
+      try {
+        size_t used = 0;
+        t = std::stod(part.content, &used);
+        if (used != part.content.size()) t = -1;
+      } catch (const std::exception&) {
+      }
+      args.temperature = checked_temperature(t, "temperature");
+    } else if (name == "response_format") {
+      format_name = part.content;
+    } else if (name == "timestamp_granularities[]" || name == "timestamp_granularities") {
+      if (part.content == "word") {
+        args.words = true;
+      } else if (part.content != "segment") {
+        throw Error(
+            ErrorCode::kInvalidInput,
+            "timestamp_granularities[] takes 'segment' and 'word', not '" + part.content + "'",
+            "timestamp_granularities[]");
+      }
+      granularities = true;
+    } else if (name == "stream") {
+      if (part.content == "true") {
+        throw Error(ErrorCode::kInvalidInput, "streamed transcriptions are not supported",
+                    "stream");
+      }
+    } else {
+      throw Error(ErrorCode::kInvalidInput,
+                  "unknown form field '" + name + "'; fields: file, model, " +
+                      (translate ? "" : "language, ") +
+                      "prompt, temperature, response_format, timestamp_granularities[]",
+                  name);
+    }
+  }
+  if (file == nullptr) {
+    throw Error(ErrorCode::kInvalidInput, "the form field 'file' (the audio) is required", "file");
+  }
+  const auto format = engine::parse_transcript_format(format_name, "response_format");
+  if (format_name == "txt") {  // our CLI's name, not OpenAI's
+    throw Error(ErrorCode::kInvalidInput,
+                "unknown response format 'txt'; valid: json, text, srt, vtt, verbose_json",
+                "response_format");
+  }
+  if (granularities && format != engine::TranscriptFormat::kVerboseJson) {
+    throw Error(ErrorCode::kInvalidInput,
+                "timestamp_granularities[] needs response_format 'verbose_json'",
+                "timestamp_granularities[]");
+  }
+  const auto answer =
+      transcribe(rt, bytes_of(file->content), args, {"file", "language", "translate"});
+  res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
+                  engine::transcript_content_type(format));
+}
+
+Json segment_json(const engine::SpeechSegment& s, bool words) {
+  Json j = {{"start", s.start}, {"end", s.end}, {"text", s.text}};
+  if (words) {
+    Json list = Json::array();
+    for (const auto& w : s.words) {
+      list.push_back(
+          {{"word", w.text}, {"start", w.start}, {"end", w.end}, {"probability", w.probability}});
+    }
+    j["words"] = std::move(list);
+  }
+  return j;
+}
+
+}  // namespace
+
+void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
+                              std::optional<std::string> upload, runtime::Runtime& rt,
+                              httplib::Response& res) {
+  if (stream) {
+    throw Error(ErrorCode::kInvalidInput, "task 'speech-transcribe' does not stream", "stream");
+  }
+  rt.speech();  // without a speech model: say so before looking at the input
+  std::vector<uint8_t> decoded;
+  std::span<const uint8_t> audio;
+  if (upload) {
+    audio = bytes_of(*upload);
+  } else {
+    const auto input = opt_string(body, "input", "");
+    if (!input) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "field 'input' (the audio: base64, a data URL, or an uploaded file) is required",
+                  "input");
+    }
+    std::string_view text = *input;
+    if (text.starts_with("data:")) {
+      const auto comma = text.find(',');
+      if (comma == std::string_view::npos ||
+          text.substr(0, comma).find(";base64") == std::string_view::npos) {
+        throw Error(ErrorCode::kInvalidInput,
+                    "field 'input' is a data URL without ';base64,': send the audio base64-encoded",
+                    "input");
+      }
+      text.remove_prefix(comma + 1);
+    }
+    decoded = decode_base64(text, "input");
+    audio = decoded;
+  }
+  SpeechArgs args;
+  args.language = opt_string(params, "language", "parameters").value_or("");
+  args.translate = opt_bool(params, "translate", "parameters").value_or(false);
+  args.prompt = opt_string(params, "prompt", "parameters").value_or("");
+  if (const auto t = opt_number(params, "temperature", "parameters")) {
+    args.temperature = checked_temperature(*t, "parameters.temperature");
+  }
+  args.words = opt_bool(params, "words", "parameters").value_or(false);
+  const bool timestamps =
+      opt_bool(params, "timestamps", "parameters").value_or(false) || args.words;
+  const auto answer =
+      transcribe(rt, audio, args, {"input", "parameters.language", "parameters.translate"});
+  const auto& o = answer.outcome;
+  Json out = {{"id", new_request_id("inf-")},
+              {"task", "speech-transcribe"},
+              {"model", answer.model_id},
+              {"output", o.transcript.text()},
+              {"language", o.transcript.language},
+              {"duration", o.transcript.duration},
+              {"usage", {{"audio_seconds", o.transcript.duration}}},
+              {"timings",
+               {{"queue_ms", o.queue_ms}, {"process_ms", o.process_ms}, {"windows", o.windows}}}};
+  if (timestamps) {
+    Json segments = Json::array();
+    for (const auto& s : o.transcript.segments) segments.push_back(segment_json(s, args.words));
+    out["segments"] = std::move(segments);
+  }
+  res.set_content(out.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+}
+
+void register_audio_routes(httplib::Server& server, runtime::Runtime& rt) {
+  server.Post("/v1/audio/transcriptions",
+              [&rt](const httplib::Request& req, httplib::Response& res) {
+                guarded(res, [&] { openai_audio(req, res, rt, false); });
+              });
+  server.Post("/v1/audio/translations", [&rt](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] { openai_audio(req, res, rt, true); });
+  });
+}
+
+}  // namespace mmserve::http

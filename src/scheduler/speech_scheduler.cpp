@@ -1,0 +1,366 @@
+#include "scheduler/speech_scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "media/audio_decode.h"
+
+namespace mmserve::scheduler {
+
+struct SpeechSchedulerCore {
+  std::mutex mutex;
+  std::condition_variable wake;
+};
+
+namespace {
+
+using Clock = SpeechJob::Clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Whisper conditions a window on at most n_text_ctx / 2 tokens of earlier text (224).
+constexpr size_t kContextTokens = 224;
+
+}  // namespace
+
+// ---- SpeechJob ----
+
+const SpeechOutcome& SpeechJob::wait() {
+  std::unique_lock lock(mutex_);
+  const bool bounded = deadline_ != Clock::time_point::max();
+  if (bounded && !changed_.wait_until(lock, deadline_, [&] { return outcome_.has_value(); })) {
+    timed_out_.store(true);
+    lock.unlock();
+    cancel();
+    lock.lock();
+  }
+  changed_.wait(lock, [&] { return outcome_.has_value(); });
+  return *outcome_;
+}
+
+bool SpeechJob::finished() const {
+  std::lock_guard lock(mutex_);
+  return outcome_.has_value();
+}
+
+void SpeechJob::cancel() {
+  cancelled_.store(true);
+  std::shared_ptr<SpeechSchedulerCore> core;
+  {
+    std::lock_guard lock(mutex_);
+    core = core_.lock();
+  }
+  if (core) {
+    std::lock_guard lock(core->mutex);  // so a worker about to wait cannot miss it
+    core->wake.notify_all();
+  }
+}
+
+void SpeechJob::attach(std::weak_ptr<SpeechSchedulerCore> core) {
+  std::lock_guard lock(mutex_);
+  core_ = std::move(core);
+}
+
+void SpeechJob::finish(SpeechOutcome outcome) {
+  {
+    std::lock_guard lock(mutex_);
+    outcome.timed_out = timed_out_.load();
+    outcome_ = std::move(outcome);
+  }
+  changed_.notify_all();
+}
+
+// ---- SpeechScheduler ----
+
+struct SpeechScheduler::Active {
+  std::shared_ptr<SpeechJob> job;
+  SpeechRequest request;
+  std::vector<engine::AudioWindow> windows;
+  size_t next = 0;           // the next window to run
+  bool running = false;      // one of its windows is running
+  uint64_t last_served = 0;  // tick of its last window start; 0 = never served
+  uint64_t arrival = 0;
+  std::vector<int32_t> context;  // what the next window is conditioned on
+  SpeechOutcome outcome;
+  Clock::time_point submitted;
+  Clock::time_point started;
+};
+
+SpeechScheduler::SpeechScheduler(std::vector<std::unique_ptr<engine::WindowRunner>> runners,
+                                 std::shared_ptr<const engine::VadModel> vad,
+                                 SpeechSchedulerOptions options)
+    : runners_(std::move(runners)),
+      vad_(std::move(vad)),
+      options_(options),
+      core_(std::make_shared<SpeechSchedulerCore>()) {
+  if (runners_.empty()) throw Error(ErrorCode::kInternal, "the speech scheduler needs a state");
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    workers_.emplace_back([this, i] { work(*runners_[i], i); });
+  }
+  reaper_ = std::thread([this] { reap(); });
+}
+
+SpeechScheduler::~SpeechScheduler() {
+  {
+    std::lock_guard lock(core_->mutex);
+    stopping_ = true;
+    accepting_ = false;
+  }
+  cancel_all();
+  for (auto& w : workers_) w.join();
+  reaper_.join();
+}
+
+std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
+                                                   Clock::time_point deadline) {
+  const std::span<const float> samples(request.samples);
+  std::vector<engine::AudioWindow> windows =
+      vad_ ? engine::plan_windows_vad(samples, media::kSpeechSampleRate, vad_->detect(samples),
+                                      options_.window_seconds)
+           : engine::plan_windows(samples, media::kSpeechSampleRate, options_.window_seconds);
+  auto job = std::make_shared<SpeechJob>(deadline);
+  auto a = std::make_shared<Active>();
+  a->job = job;
+  a->context = request.prompt;
+  a->request = std::move(request);
+  a->windows = std::move(windows);
+  a->submitted = Clock::now();
+  a->outcome.transcript.language = a->request.language;
+  {
+    std::lock_guard lock(core_->mutex);
+    if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+    const auto waiting = std::count_if(active_.begin(), active_.end(),
+                                       [](const auto& x) { return x->last_served == 0; });
+    if (waiting >= options_.queue_size) {
+      throw Error(ErrorCode::kBusy, "the speech queue is full (" +
+                                        std::to_string(options_.queue_size) +
+                                        " requests); retry later");
+    }
+    if (!a->windows.empty()) {
+      job->attach(core_);
+      a->arrival = ++tick_;
+      active_.push_back(a);
+    }
+  }
+  if (a->windows.empty()) {  // no speech (VAD) or no audio: nothing to run
+    a->started = a->submitted;
+    finish(*a);
+  } else {
+    core_->wake.notify_all();
+  }
+  return job;
+}
+
+void SpeechScheduler::stop_accepting() {
+  std::lock_guard lock(core_->mutex);
+  accepting_ = false;
+}
+
+void SpeechScheduler::cancel_all() {
+  std::vector<std::shared_ptr<SpeechJob>> jobs;
+  {
+    std::lock_guard lock(core_->mutex);
+    for (const auto& a : active_) jobs.push_back(a->job);
+  }
+  for (const auto& job : jobs) job->cancel();
+  core_->wake.notify_all();
+}
+
+SpeechStats SpeechScheduler::stats() const {
+  SpeechStats s;
+  {
+    std::lock_guard lock(core_->mutex);
+    s.running = running_;
+    s.active = static_cast<int32_t>(active_.size());
+    s.waiting = static_cast<int32_t>(
+        std::count_if(active_.begin(), active_.end(), [](const auto& a) { return !a->running; }));
+    s.queued = static_cast<int32_t>(std::count_if(
+        active_.begin(), active_.end(), [](const auto& a) { return a->last_served == 0; }));
+  }
+  s.parallel = static_cast<int32_t>(runners_.size());
+  s.queue_capacity = options_.queue_size;
+  s.windows_done = windows_done_.load();
+  s.cancelled = cancelled_.load();
+  return s;
+}
+
+void SpeechScheduler::set_observer(SpeechObserver observer) {
+  std::lock_guard lock(core_->mutex);
+  observer_ = std::move(observer);
+}
+
+SpeechScheduler::Active* SpeechScheduler::pick_locked(std::vector<std::shared_ptr<Active>>& done) {
+  Active* best = nullptr;
+  for (auto it = active_.begin(); it != active_.end();) {
+    Active& a = **it;
+    if (!a.running && a.job->cancel_requested()) {
+      a.outcome.cancelled = true;
+      done.push_back(*it);
+      it = active_.erase(it);
+      continue;
+    }
+    if (!a.running && a.next < a.windows.size() &&
+        (best == nullptr || a.last_served < best->last_served ||
+         (a.last_served == best->last_served && a.arrival < best->arrival))) {
+      best = &a;
+    }
+    ++it;
+  }
+  return best;
+}
+
+void SpeechScheduler::finish(Active& a) {
+  auto& o = a.outcome;
+  auto& t = o.transcript;
+  t.task = a.request.translate ? "translate" : "transcribe";
+  t.duration = static_cast<double>(a.request.samples.size()) / media::kSpeechSampleRate;
+  t.temperature = a.request.temperature;
+  o.windows = static_cast<int>(a.next);
+  const auto now = Clock::now();
+  if (a.last_served == 0) a.started = now;  // never ran: it waited until now
+  o.queue_ms = ms_between(a.submitted, a.started);
+  o.process_ms = ms_between(a.started, now);
+  if (o.cancelled) cancelled_.fetch_add(1);
+  SpeechObserver observer;
+  {
+    std::lock_guard lock(core_->mutex);
+    observer = observer_;
+  }
+  if (observer) observer(o);
+  a.job->finish(std::move(o));
+}
+
+int32_t SpeechScheduler::threads_for_window_locked() const {
+  // Windows about to run: those running (this one included) and those waiting for a free state.
+  const auto waiting = std::count_if(active_.begin(), active_.end(), [](const auto& a) {
+    return !a->running && a->next < a->windows.size();
+  });
+  const auto expected = std::min<int64_t>(static_cast<int64_t>(runners_.size()),
+                                          running_ + static_cast<int64_t>(waiting));
+  const auto share = options_.threads / std::max<int64_t>(1, expected);
+  // Never more than what running windows leave free, but always one.
+  return static_cast<int32_t>(
+      std::max<int64_t>(1, std::min<int64_t>(share, options_.threads - threads_in_use_)));
+}
+
+void SpeechScheduler::reap() {
+  std::unique_lock lock(core_->mutex);
+  for (;;) {
+    std::vector<std::shared_ptr<Active>> dropped;
+    pick_locked(dropped);
+    if (!dropped.empty()) {
+      lock.unlock();
+      for (auto& d : dropped) finish(*d);
+      lock.lock();
+      core_->wake.notify_all();  // the others may be waiting for the queue to empty
+      continue;
+    }
+    if (stopping_ && active_.empty()) return;
+    core_->wake.wait(lock);
+  }
+}
+
+void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
+  std::unique_lock lock(core_->mutex);
+  for (;;) {
+    // The idle worker that ran last takes the next window: its ggml (OpenMP) threads and its
+    // state's buffers are warm. Handing work to whichever wakes first made back-to-back
+    // requests half again slower on a many-state server: every other idle OpenMP team spins.
+    const auto idle_at = std::find(idle_.begin(), idle_.end(), index);
+    const bool my_turn = idle_at == idle_.end() || idle_at + 1 == idle_.end();
+    std::vector<std::shared_ptr<Active>> dropped;
+    Active* picked = my_turn ? pick_locked(dropped) : nullptr;
+    if (!dropped.empty()) {
+      lock.unlock();
+      for (auto& d : dropped) finish(*d);
+      lock.lock();
+      core_->wake.notify_all();  // the others may be waiting for the queue to empty
+      continue;
+    }
+    if (picked == nullptr) {
+      if (stopping_ && active_.empty()) return;
+      if (idle_at == idle_.end()) idle_.push_back(index);
+      core_->wake.wait(lock);
+      continue;
+    }
+    std::erase(idle_, index);
+    core_->wake.notify_all();  // the next idle worker in line may take another window
+    // Keep the request alive while its window runs outside the lock.
+    std::shared_ptr<Active> a;
+    for (const auto& x : active_) {
+      if (x.get() == picked) a = x;
+    }
+    a->running = true;
+    if (a->last_served == 0) a->started = Clock::now();
+    a->last_served = ++tick_;
+    ++running_;
+    const engine::AudioWindow w = a->windows[a->next];
+    engine::WindowTask task;
+    task.samples = std::span<const float>(a->request.samples).subspan(w.begin, w.end - w.begin);
+    task.offset = static_cast<double>(w.begin) / media::kSpeechSampleRate;
+    task.language = a->outcome.transcript.language;
+    task.translate = a->request.translate;
+    task.temperature = a->request.temperature;
+    task.fallback = a->request.temperature == 0;  // OpenAI: fallback only from temperature 0
+    task.word_timestamps = a->request.word_timestamps;
+    task.prompt = a->context;
+    task.threads = threads_for_window_locked();
+    threads_in_use_ += task.threads;
+    task.abort = a->job->abort_flag();
+    lock.unlock();
+
+    engine::WindowResult result;
+    std::string error;
+    bool cancelled = false;
+    try {
+      result = runner.run(task);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kCancelled) {
+        cancelled = true;
+      } else {
+        error = e.what();
+      }
+    } catch (const std::exception& e) {
+      error = std::string("speech engine failure: ") + e.what();
+    }
+
+    lock.lock();
+    --running_;
+    threads_in_use_ -= task.threads;
+    a->running = false;
+    windows_done_.fetch_add(1);
+    bool done = false;
+    if (cancelled || a->job->cancel_requested()) {
+      a->outcome.cancelled = true;
+      done = true;
+    } else if (!error.empty()) {
+      a->outcome.error = error;
+      done = true;
+    } else {
+      auto& t = a->outcome.transcript;
+      if (t.language.empty()) t.language = result.language;  // detected once, then kept
+      a->context.clear();
+      for (auto& seg : result.segments) {
+        a->context.insert(a->context.end(), seg.tokens.begin(), seg.tokens.end());
+        t.segments.push_back(std::move(seg));
+      }
+      if (a->context.size() > kContextTokens) {
+        a->context.erase(a->context.begin(), a->context.end() - kContextTokens);
+      }
+      a->outcome.window_ms.push_back(result.ms);
+      ++a->next;
+      done = a->next == a->windows.size();
+    }
+    if (done) std::erase(active_, a);
+    core_->wake.notify_all();  // a state is free, and maybe the request's next window is ready
+    if (done) {
+      lock.unlock();
+      finish(*a);
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace mmserve::scheduler

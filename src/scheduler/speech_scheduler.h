@@ -1,0 +1,163 @@
+// The speech scheduler: a pool of whisper states (--speech-parallel) shared fairly by every
+// transcription in flight.
+//
+// A request's audio is cut into windows of at most 30 s (at quiet points, or around speech when
+// a VAD model is loaded). A request's windows run in order, one at a time, each conditioned on
+// the previous window's text, as Whisper itself works. Whenever a state is free it takes the
+// next window of the request served least recently (never-served requests first, oldest first):
+// round-robin across requests. So a 2-second request that arrives while a 60-second one runs
+// waits for at most one window, not for the whole long request.
+//
+// CPU threads: the scheduler has a budget (its share of --threads). A window that starts gets the
+// budget divided by the windows about to run (running, itself, and those waiting for a free
+// state, at most one per state), but no more than the running windows leave free, and at least
+// one. So one request alone uses the whole budget and a burst splits it evenly. A window keeps
+// its count until it ends (whisper.cpp fixes it per call): a request arriving while others use
+// the whole budget runs with one thread beside them, exceeding the budget by that one thread
+// for at most one window's time.
+//
+// Deadlines and cancellation: SpeechJob::wait() enforces the deadline; cancel() (client gone,
+// shutdown) stops a running window within one ggml graph and drops the rest.
+//
+// Ownership: owns its runners (whisper states) and worker threads; jobs are shared with
+// submitters. Threading: every public method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/speech_model.h"
+#include "engine/speech_state.h"
+#include "engine/speech_transcript.h"
+#include "engine/speech_windows.h"
+
+namespace mmserve::scheduler {
+
+struct SpeechRequest {
+  std::vector<float> samples;  // 16 kHz mono
+  std::string language;        // resolved code; "" = detect (from the first window)
+  bool translate = false;
+  float temperature = 0;  // 0: greedy, with Whisper's fallback to higher temperatures
+  bool word_timestamps = false;
+  std::vector<int32_t> prompt;  // initial prompt tokens (conditions the first window)
+};
+
+struct SpeechOutcome {
+  engine::Transcript transcript;
+  int windows = 0;        // windows transcribed
+  double queue_ms = 0;    // submitted to its first window starting
+  double process_ms = 0;  // first window start to finish
+  std::vector<double> window_ms;
+  bool timed_out = false;
+  bool cancelled = false;  // by the client, a shutdown, or the deadline
+  std::string error;       // an engine failure; empty on success
+};
+
+struct SpeechSchedulerCore;  // the mutex and condition variable jobs wake
+
+class SpeechJob {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit SpeechJob(Clock::time_point deadline) : deadline_(deadline) {}
+
+  // Blocks until the outcome is in. At the deadline, cancels the job and reports timed_out.
+  const SpeechOutcome& wait();
+  bool finished() const;
+  // Stops the job soon (client gone); its outcome says cancelled.
+  void cancel();
+
+  // Scheduler side.
+  const std::atomic<bool>* abort_flag() const { return &cancelled_; }
+  bool cancel_requested() const { return cancelled_.load(); }
+  void finish(SpeechOutcome outcome);
+  void attach(std::weak_ptr<SpeechSchedulerCore> core);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<SpeechOutcome> outcome_;     // guarded by mutex_
+  std::weak_ptr<SpeechSchedulerCore> core_;  // guarded by mutex_
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> timed_out_{false};
+  const Clock::time_point deadline_;
+};
+
+struct SpeechSchedulerOptions {
+  int32_t threads = 1;      // CPU thread budget shared by running windows
+  int32_t queue_size = 64;  // requests waiting beyond those running; more are refused (kBusy)
+  double window_seconds = engine::kWindowSeconds;
+};
+
+struct SpeechStats {
+  int32_t running = 0;   // windows being transcribed now
+  int32_t active = 0;    // requests admitted and not finished
+  int32_t waiting = 0;   // of those, requests with no window running
+  int32_t queued = 0;    // of those, requests not started yet (what queue_size bounds)
+  int32_t parallel = 0;  // whisper states
+  int32_t queue_capacity = 0;
+  uint64_t windows_done = 0;
+  uint64_t cancelled = 0;
+};
+
+// Called on a worker thread when a request finishes (metrics).
+using SpeechObserver = std::function<void(const SpeechOutcome&)>;
+
+class SpeechScheduler {
+ public:
+  // One worker thread per runner. `vad` may be null (windows at quiet points then).
+  SpeechScheduler(std::vector<std::unique_ptr<engine::WindowRunner>> runners,
+                  std::shared_ptr<const engine::VadModel> vad, SpeechSchedulerOptions options);
+  ~SpeechScheduler();  // cancels everything in flight, then joins the workers
+  SpeechScheduler(const SpeechScheduler&) = delete;
+  SpeechScheduler& operator=(const SpeechScheduler&) = delete;
+
+  // Plans the windows (running the VAD on this thread) and queues the request. Throws Error:
+  // kBusy (queue full), kUnavailable (draining).
+  std::shared_ptr<SpeechJob> submit(SpeechRequest request, SpeechJob::Clock::time_point deadline);
+
+  void stop_accepting();
+  void cancel_all();
+  SpeechStats stats() const;
+  void set_observer(SpeechObserver observer);
+  bool has_vad() const { return vad_ != nullptr; }
+
+ private:
+  struct Active;
+
+  void work(engine::WindowRunner& runner, size_t index);
+  // Threads for a window starting now (see the class comment).
+  int32_t threads_for_window_locked() const;
+  // Finishes requests cancelled while queued, even when every state is busy.
+  void reap();
+  // Under the lock: the next window to run, or null. Finishes jobs cancelled while waiting.
+  Active* pick_locked(std::vector<std::shared_ptr<Active>>& finished);
+  void finish(Active& a);
+
+  std::vector<std::unique_ptr<engine::WindowRunner>> runners_;
+  std::shared_ptr<const engine::VadModel> vad_;
+  const SpeechSchedulerOptions options_;
+  std::shared_ptr<SpeechSchedulerCore> core_;
+  std::vector<std::shared_ptr<Active>> active_;  // guarded by core_->mutex
+  uint64_t tick_ = 0;                            // guarded by core_->mutex
+  int32_t running_ = 0;                          // guarded by core_->mutex
+  int32_t threads_in_use_ = 0;                   // by running windows; guarded by core_->mutex
+  bool accepting_ = true;                        // guarded by core_->mutex
+  bool stopping_ = false;                        // guarded by core_->mutex
+  SpeechObserver observer_;                      // guarded by core_->mutex
+  std::vector<size_t> idle_;  // waiting workers, most recently idle last; guarded by core_->mutex
+  std::atomic<uint64_t> windows_done_{0};
+  std::atomic<uint64_t> cancelled_{0};
+  std::vector<std::thread> workers_;
+  std::thread reaper_;
+};
+
+}  // namespace mmserve::scheduler

@@ -1,0 +1,95 @@
+"""Concurrency of speech requests on a real server with the synthetic Whisper-tiny-shaped model.
+
+The orderings asserted here are what the scheduler guarantees, not timings: with one whisper
+state, a 2-second request that arrives while a 60-second one runs gets the state as soon as the
+long request's current window ends, so it finishes before the long request's next window does;
+with two states, two requests run at the same time."""
+import threading
+import time
+
+import pytest
+from conftest import running_server
+from speech_support import JFK, infer_speech, needs_jfk, speech_like, synth_whisper, wav_bytes
+
+pytestmark = needs_jfk
+ENV = {"MMSERVE_MODEL": "", "MMSERVE_MODELS_DIR": "/nonexistent"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return synth_whisper(tmp_path_factory.mktemp("whisper") / "synth-tiny.bin")
+
+
+def speech_health(server):
+    return server.get("/health")[2]["speech"]
+
+
+def wait_until(predicate, what, limit=120):
+    deadline = time.monotonic() + limit  # only so that a bug fails instead of hanging
+    while not predicate():
+        assert time.monotonic() < deadline, f"never saw: {what}"
+        time.sleep(0.01)
+
+
+def test_a_short_request_finishes_before_a_long_one_that_started_first(tiny):
+    long_audio = wav_bytes(speech_like(60.0))  # two or three windows (cut at quiet points)
+    short_audio = wav_bytes(speech_like(2.0))
+    with running_server("--whisper-model", tiny, "-t", "2", "--speech-parallel", "1",
+                        env=ENV) as server:
+        finished = []
+        results = {}
+
+        def send(name, audio):
+            results[name] = infer_speech(server, audio, language="en", timeout=300)
+            finished.append(name)
+
+        long_thread = threading.Thread(target=send, args=("long", long_audio))
+        long_thread.start()
+        wait_until(lambda: speech_health(server)["running"] == 1, "the long request running")
+        assert not finished
+        send("short", short_audio)  # blocks until the short one is answered
+        assert finished == ["short"], "the short request waited for the whole long one"
+        long_thread.join()
+        assert finished == ["short", "long"]
+        for name, windows in (("short", 1), ("long", 2)):
+            status, _, body = results[name]
+            assert status == 200, body
+            assert body["timings"]["windows"] >= windows
+        assert results["long"][2]["duration"] == pytest.approx(60.0, abs=0.01)
+
+
+def test_two_states_serve_two_requests_at_the_same_time(tiny):
+    audio = wav_bytes(speech_like(45.0))  # two windows each
+    with running_server("--whisper-model", tiny, "-t", "2", "--speech-parallel", "2",
+                        env=ENV) as server:
+        peak = {"running": 0}
+        threads = [threading.Thread(target=infer_speech, args=(server, audio),
+                                    kwargs={"language": "en", "timeout": 300})
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            peak["running"] = max(peak["running"], speech_health(server)["running"])
+            time.sleep(0.01)
+        assert peak["running"] == 2
+        health = speech_health(server)
+        assert health["windows"] == 4 and health["active"] == 0
+
+
+def test_concurrent_requests_get_the_same_answers_as_one_at_a_time(tiny):
+    clips = [wav_bytes(speech_like(s)) for s in (3.0, 5.0, 8.0)]
+    with running_server("--whisper-model", tiny, "-t", "1", "--speech-parallel", "3",
+                        env=ENV) as server:
+        # One thread per window, alone or not: the same numbers, so the same words.
+        alone = [infer_speech(server, c, language="en")[2]["output"] for c in clips]
+        together = [None] * len(clips)
+
+        def send(i):
+            together[i] = infer_speech(server, clips[i], language="en", timeout=300)[2]["output"]
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(clips))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert together == alone

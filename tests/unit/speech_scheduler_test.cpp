@@ -1,0 +1,262 @@
+// The speech scheduler with stand-in whisper states: the test opens a gate for each window, so
+// the order of events is exact and nothing depends on timing.
+#include "scheduler/speech_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+
+#include "core/error.h"
+
+namespace mmserve::scheduler {
+namespace {
+
+using engine::WindowResult;
+using engine::WindowTask;
+constexpr int kRate = 16000;
+
+// Shared by the fake runners: what started, and a gate the test opens one window at a time.
+struct Bench {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<WindowTask> started;  // in start order (samples point into the request)
+  int running = 0;
+  int max_running = 0;
+  int permits = 0;  // windows allowed to finish
+  bool fail_next = false;
+
+  // Waits (bounded, so a bug fails the test instead of hanging it) until `pred` holds.
+  template <typename Pred>
+  bool wait_for(Pred pred) {
+    std::unique_lock lock(m);
+    return cv.wait_for(lock, std::chrono::seconds(20), pred);
+  }
+  void release(int n = 1) {
+    std::lock_guard lock(m);
+    permits += n;
+    cv.notify_all();
+  }
+};
+
+class FakeRunner : public engine::WindowRunner {
+ public:
+  explicit FakeRunner(Bench& bench) : bench_(bench) {}
+  WindowResult run(const WindowTask& task) override {
+    std::unique_lock lock(bench_.m);
+    bench_.started.push_back(task);
+    bench_.max_running = std::max(bench_.max_running, ++bench_.running);
+    bench_.cv.notify_all();
+    while (bench_.permits == 0 && !task.abort->load()) {
+      bench_.cv.wait_for(lock, std::chrono::milliseconds(2));
+    }
+    --bench_.running;
+    bench_.cv.notify_all();
+    if (task.abort->load()) throw Error(ErrorCode::kCancelled, "cancelled");
+    --bench_.permits;
+    if (bench_.fail_next) {
+      bench_.fail_next = false;
+      throw Error(ErrorCode::kInternal, "engine exploded");
+    }
+    WindowResult r;
+    r.language = task.language.empty() ? "de" : task.language;
+    engine::SpeechSegment s;
+    s.start = task.offset;
+    s.end = task.offset + static_cast<double>(task.samples.size()) / kRate;
+    s.text = " w" + std::to_string(static_cast<int>(task.offset));
+    s.tokens = {static_cast<int32_t>(task.offset) + 1000};
+    r.segments.push_back(s);
+    return r;
+  }
+
+ private:
+  Bench& bench_;
+};
+
+std::unique_ptr<SpeechScheduler> make(Bench& bench, int parallel, int threads = 8, int queue = 8) {
+  std::vector<std::unique_ptr<engine::WindowRunner>> runners;
+  for (int i = 0; i < parallel; ++i) runners.push_back(std::make_unique<FakeRunner>(bench));
+  return std::make_unique<SpeechScheduler>(
+      std::move(runners), nullptr, SpeechSchedulerOptions{.threads = threads, .queue_size = queue});
+}
+
+SpeechRequest audio(double seconds) {
+  SpeechRequest r;
+  r.samples.assign(static_cast<size_t>(seconds * kRate), 0.1f);
+  return r;
+}
+
+const auto kNever = SpeechJob::Clock::time_point::max();
+
+TEST(SpeechScheduler, AShortRequestWaitsForOneWindowNotForTheWholeLongOne) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto long_job = speech->submit(audio(85), kNever);  // three windows
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  auto short_job = speech->submit(audio(2), kNever);
+  bench.release();  // long window 1 ends; the short request is served before long window 2
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 2; }));
+  EXPECT_EQ(bench.started[1].samples.size(), static_cast<size_t>(2 * kRate));
+  bench.release();
+  const auto& s = short_job->wait();
+  EXPECT_FALSE(long_job->finished());
+  EXPECT_EQ(s.windows, 1);
+  EXPECT_EQ(s.transcript.text(), "w0");
+  bench.release(2);
+  const auto& l = long_job->wait();
+  EXPECT_EQ(l.windows, 3);
+  EXPECT_EQ(l.transcript.segments.size(), 3u);
+  EXPECT_DOUBLE_EQ(l.transcript.duration, 85.0);
+  ASSERT_EQ(bench.started.size(), 4u);
+  EXPECT_EQ(bench.started[2].offset, bench.started[0].samples.size() / double(kRate));
+}
+
+TEST(SpeechScheduler, WindowsOfManyRequestsAreServedRoundRobin) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto a = speech->submit(audio(65), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  auto b = speech->submit(audio(65), kNever);
+  auto c = speech->submit(audio(65), kNever);
+  bench.release(9);
+  a->wait();
+  b->wait();
+  c->wait();
+  // Starts: a0 b0 c0 a1 b1 c1 a2 b2 c2. A window's request is known by the buffer it points into.
+  auto request_of = [](const WindowTask& t) {
+    return t.samples.data() - std::llround(t.offset * kRate);
+  };
+  ASSERT_EQ(bench.started.size(), 9u);
+  const auto* first = request_of(bench.started[0]);
+  const auto* second = request_of(bench.started[1]);
+  const auto* third = request_of(bench.started[2]);
+  EXPECT_NE(first, second);
+  EXPECT_NE(second, third);
+  EXPECT_NE(first, third);
+  for (size_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(request_of(bench.started[i]), (i % 3 == 0   ? first
+                                             : i % 3 == 1 ? second
+                                                          : third))
+        << i;
+    EXPECT_EQ(bench.started[i].offset > 0, i >= 3) << i;
+  }
+}
+
+TEST(SpeechScheduler, IndependentRequestsRunAtTheSameTimeAndShareTheThreads) {
+  Bench bench;
+  auto speech = make(bench, 2, 8);
+  auto a = speech->submit(audio(5), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  auto b = speech->submit(audio(5), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.running == 2; }));
+  EXPECT_EQ(speech->stats().running, 2);
+  bench.release(2);
+  a->wait();
+  b->wait();
+  EXPECT_EQ(bench.max_running, 2);
+  EXPECT_EQ(bench.started[0].threads, 8);  // alone: the whole budget
+  EXPECT_EQ(bench.started[1].threads, 1);  // beside one holding the budget: one more, no more
+  bench.release();
+  EXPECT_EQ(speech->submit(audio(5), kNever)->wait().windows, 1);
+  EXPECT_EQ(bench.started[2].threads, 8);  // alone again
+}
+
+TEST(SpeechScheduler, EachWindowIsConditionedOnThePreviousOneAndKeepsTheLanguage) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto request = audio(40);
+  request.prompt = {7, 8, 9};
+  auto job = speech->submit(std::move(request), kNever);
+  bench.release(2);
+  const auto& o = job->wait();
+  ASSERT_EQ(bench.started.size(), 2u);
+  EXPECT_EQ(bench.started[0].prompt, (std::vector<int32_t>{7, 8, 9}));
+  EXPECT_EQ(bench.started[0].language, "");                          // detect
+  EXPECT_EQ(bench.started[1].prompt, (std::vector<int32_t>{1000}));  // window 1's text
+  EXPECT_EQ(bench.started[1].language, "de");                        // as detected
+  EXPECT_EQ(o.transcript.language, "de");
+  EXPECT_TRUE(bench.started[0].fallback);  // temperature 0
+}
+
+TEST(SpeechScheduler, CancellingStopsARunningWindowAndDropsAQueuedRequest) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto running = speech->submit(audio(50), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  auto queued = speech->submit(audio(3), kNever);
+  queued->cancel();
+  EXPECT_TRUE(queued->wait().cancelled);
+  EXPECT_EQ(queued->wait().windows, 0);
+  running->cancel();
+  EXPECT_TRUE(running->wait().cancelled);
+  EXPECT_EQ(bench.started.size(), 1u);
+  EXPECT_EQ(speech->stats().cancelled, 2u);
+  EXPECT_EQ(speech->stats().active, 0);
+}
+
+TEST(SpeechScheduler, TheDeadlineCancelsAndSaysTimedOut) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto job = speech->submit(audio(5), SpeechJob::Clock::now() + std::chrono::milliseconds(50));
+  const auto& o = job->wait();
+  EXPECT_TRUE(o.timed_out);
+  EXPECT_TRUE(o.cancelled);
+}
+
+TEST(SpeechScheduler, AFullQueueRefusesAndADrainingOneToo) {
+  Bench bench;
+  auto speech = make(bench, 1, 8, 1);
+  auto running = speech->submit(audio(5), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  auto queued = speech->submit(audio(5), kNever);
+  try {
+    speech->submit(audio(5), kNever);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kBusy);
+  }
+  speech->stop_accepting();
+  try {
+    speech->submit(audio(5), kNever);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+  }
+  bench.release(2);
+  EXPECT_EQ(running->wait().windows, 1);
+  EXPECT_EQ(queued->wait().windows, 1);  // accepted work still finishes while draining
+}
+
+TEST(SpeechScheduler, AnEngineFailureEndsOnlyItsRequest) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  bench.fail_next = true;
+  auto bad = speech->submit(audio(5), kNever);
+  auto good = speech->submit(audio(5), kNever);
+  bench.release(2);
+  EXPECT_EQ(bad->wait().error, "engine exploded");
+  EXPECT_TRUE(good->wait().error.empty());
+  EXPECT_EQ(good->wait().transcript.text(), "w0");
+}
+
+TEST(SpeechScheduler, NoAudioFinishesAtOnce) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  const auto& o = speech->submit(SpeechRequest{}, kNever)->wait();
+  EXPECT_EQ(o.windows, 0);
+  EXPECT_TRUE(o.transcript.segments.empty());
+  EXPECT_TRUE(bench.started.empty());
+}
+
+TEST(SpeechScheduler, DestroyingItCancelsWhatIsInFlight) {
+  Bench bench;
+  auto speech = make(bench, 1);
+  auto job = speech->submit(audio(50), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  speech.reset();
+  EXPECT_TRUE(job->wait().cancelled);
+}
+
+}  // namespace
+}  // namespace mmserve::scheduler
