@@ -7,9 +7,15 @@
 
 namespace mmserve::cli {
 
+int run_describe(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
+int run_synth(const std::vector<std::string>& args);
+int run_synth_llm(const std::vector<std::string>& args);      // `synth llm`
+int run_synth_vlm(const std::vector<std::string>& args);      // `synth vlm`
+int run_synth_whisper(const std::vector<std::string>& args);  // `synth whisper`
+int run_transcribe(const std::vector<std::string>& args);
 void print_version();
 
 }  // namespace mmserve::cli

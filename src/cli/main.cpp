@@ -16,7 +16,10 @@ constexpr const char* kUsage = R"(mmserve: multimodal inference server
 usage: mmserve COMMAND [options]
   serve      run the HTTP server (POST /v1/inference, OpenAI-compatible /v1/*)
   generate   generate text from a prompt with a GGUF model
+  describe   describe images with a vision-language model (GGUF + mmproj)
+  transcribe transcribe an audio file with a whisper.cpp model
   info       describe a GGUF model file
+  synth      write synthetic models (random weights, real shapes) for tests
   --version  print the versions of mmserve and its engines
 
 `mmserve COMMAND --help` describes each command.
@@ -50,6 +53,9 @@ int main(int argc, char** argv) {
     if (command == "generate") return mmserve::cli::run_generate(args);
     if (command == "info") return mmserve::cli::run_info(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
+    if (command == "describe") return mmserve::cli::run_describe(args);
+    if (command == "synth") return mmserve::cli::run_synth(args);
+    if (command == "transcribe") return mmserve::cli::run_transcribe(args);
     std::fprintf(stderr, "mmserve: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const mmserve::Error& e) {

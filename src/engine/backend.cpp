@@ -3,6 +3,7 @@
 #include <ggml-backend.h>
 #include <ggml.h>
 #include <llama.h>
+#include <whisper.h>
 
 #include <atomic>
 #include <cstdio>
@@ -40,6 +41,7 @@ void ensure_backend_initialized() {
   static std::once_flag once;
   std::call_once(once, [] {
     llama_log_set(log_sink, nullptr);
+    whisper_log_set(log_sink, nullptr);  // whisper.cpp logs to stderr by default too
     // Portable builds ship backends as loadable modules; native builds link them in.
     if (ggml_backend_reg_count() == 0) ggml_backend_load_all();
     llama_backend_init();

@@ -58,6 +58,34 @@ std::string string_value(const gguf_context* ctx, const char* key) {
   return gguf_get_val_str(ctx, id);
 }
 
+bool bool_value(const gguf_context* ctx, const char* key) {
+  const int64_t id = gguf_find_key(ctx, key);
+  return id >= 0 && gguf_get_kv_type(ctx, id) == GGUF_TYPE_BOOL && gguf_get_val_bool(ctx, id);
+}
+
+ProjectorSummary projector_summary(const gguf_context* ctx) {
+  ProjectorSummary p;
+  p.type = string_value(ctx, "clip.projector_type");
+  if (p.type.empty()) p.type = string_value(ctx, "clip.vision.projector_type");
+  p.has_vision = bool_value(ctx, "clip.has_vision_encoder");
+  p.has_audio = bool_value(ctx, "clip.has_audio_encoder");
+  p.image_size = integer_value(ctx, "clip.vision.image_size");
+  p.patch_size = integer_value(ctx, "clip.vision.patch_size");
+  p.scale_factor = integer_value(ctx, "clip.vision.projector.scale_factor");
+  p.n_embd = integer_value(ctx, "clip.vision.embedding_length");
+  p.n_layer = integer_value(ctx, "clip.vision.block_count");
+  p.n_head = integer_value(ctx, "clip.vision.attention.head_count");
+  p.projection_dim = integer_value(ctx, "clip.vision.projection_dim");
+  // Gemma 3 resizes every image to image_size and average-pools the patch grid by the scale
+  // factor (4 unless the file says otherwise, as libmtmd does); other types vary per image.
+  if (p.type == "gemma3" && p.image_size > 0 && p.patch_size > 0) {
+    const int64_t merge = p.scale_factor > 0 ? p.scale_factor : 4;
+    const int64_t side = p.image_size / p.patch_size / merge;
+    p.tokens_per_image = side * side;
+  }
+  return p;
+}
+
 }  // namespace
 
 GgufSummary inspect_gguf(const std::string& path) {
@@ -131,6 +159,7 @@ GgufSummary inspect_gguf(const std::string& path) {
     s.n_vocab = static_cast<int64_t>(gguf_get_arr_n(ctx.get(), id));
   }
   s.has_chat_template = gguf_find_key(ctx.get(), "tokenizer.chat_template") >= 0;
+  if (s.architecture == "clip") s.projector = projector_summary(ctx.get());
   return s;
 }
 

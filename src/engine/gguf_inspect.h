@@ -15,6 +15,17 @@ struct TensorTypeStats {
   uint64_t bytes = 0;
 };
 
+// A multimodal projector ("mmproj" GGUF, general.architecture "clip"), from its header.
+struct ProjectorSummary {
+  std::string type;  // clip.projector_type (or clip.vision.projector_type), e.g. "gemma3"
+  bool has_vision = false;
+  bool has_audio = false;
+  int64_t image_size = -1, patch_size = -1, scale_factor = -1;
+  int64_t n_embd = -1, n_layer = -1, n_head = -1, projection_dim = -1;
+  // Embeddings one image becomes, when the projector type fixes it (-1: depends on the image).
+  int64_t tokens_per_image = -1;
+};
+
 struct GgufSummary {
   std::string path;
   uint64_t file_bytes = 0;
@@ -31,6 +42,7 @@ struct GgufSummary {
   int64_t n_expert = -1, n_expert_used = -1;
   int64_t n_vocab = -1;
   bool has_chat_template = false;
+  ProjectorSummary projector;  // filled when architecture == "clip"
 
   bool is_moe() const { return n_expert > 1; }
 };

@@ -3,9 +3,12 @@
 #include <llama.h>
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 #include "core/error.h"
 #include "engine/backend.h"
+#include "engine/vision_model.h"
 
 namespace mmserve::engine {
 namespace {
@@ -14,6 +17,14 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Length of the common prefix of two token runs. Image placeholders never match: equal
+// placeholders need not be equal images, so reuse stops at the first image.
+size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n] && a[n] != kMediaToken) ++n;
+  return n;
 }
 
 }  // namespace
@@ -36,27 +47,42 @@ struct TextBatch::Slot {
   SequenceCallbacks callbacks;
   SamplerPtr sampler;
   std::unique_ptr<TextStream> stream;
-  std::vector<Token> cache;  // tokens whose KV is in this slot's sequence, in order
-  size_t prompt_done = 0;    // prompt tokens decoded (cache holds them)
-  Token next_token = -1;     // sampled, not yet decoded; -1 while prefilling
+  std::vector<Token> cache;    // tokens whose KV is in this slot's sequence, in order
+  size_t prompt_done = 0;      // prompt tokens decoded (cache holds them)
+  llama_pos pos = 0;           // next position; after an M-RoPE image it runs ahead of cache.size()
+  size_t media_next = 0;       // the next image in request.media to work on
+  bool media_encoded = false;  // media_embd holds that image's embeddings
+  std::vector<float> media_embd;
+  Token next_token = -1;  // sampled, not yet decoded; -1 while prefilling
   int32_t cached_prompt = 0;
   int32_t generated = 0;
+  std::vector<TokenLogprob> logprobs;  // when request.top_logprobs > 0
   uint64_t last_used = 0;
   Clock::time_point started, first_token;
 
   int64_t reservation() const {
     return static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
   }
+  // Waiting at an image: every prompt token before it has been decoded (or is in this step).
+  bool at_media() const {
+    return media_next < request.media.size() && prompt_done == request.media[media_next].begin;
+  }
 };
 
-TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options)
-    : model_(std::move(model)) {
+TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options,
+                     std::shared_ptr<VisionModel> vision)
+    : model_(std::move(model)), vision_(std::move(vision)) {
   ensure_backend_initialized();
   const int32_t parallel = std::max(1, options.n_parallel);
   auto params = llama_context_default_params();
   params.n_ctx = options.n_ctx > 0 ? static_cast<uint32_t>(options.n_ctx)
                                    : static_cast<uint32_t>(model_->n_ctx_train());
   params.n_batch = static_cast<uint32_t>(std::max(1, options.n_batch));
+  // Models that attend bidirectionally within an image (Gemma 3) need the whole image in one
+  // micro-batch; text steps still take at most options.n_batch tokens.
+  if (vision_ != nullptr && vision_->info().non_causal) {
+    params.n_batch = std::max(params.n_batch, static_cast<uint32_t>(vision_->max_image_tokens()));
+  }
   params.n_ubatch = params.n_batch;
   params.n_seq_max = static_cast<uint32_t>(parallel);
   params.kv_unified = true;  // one pool shared by every sequence (see header)
@@ -73,7 +99,7 @@ TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions&
                 "ctx_size");
   }
   n_ctx_ = static_cast<int32_t>(llama_n_ctx(ctx_));
-  n_batch_ = static_cast<int32_t>(llama_n_batch(ctx_));
+  n_batch_ = std::min(std::max(1, options.n_batch), static_cast<int32_t>(llama_n_batch(ctx_)));
   for (int32_t i = 0; i < parallel; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->seq = i;
@@ -105,6 +131,24 @@ void TextBatch::validate(const GenerationRequest& r) const {
                 "max_tokens");
   }
   engine::validate(r.sampling);
+  if (r.media.empty()) return;
+  if (vision_ == nullptr) {
+    throw Error(
+        ErrorCode::kModelUnavailable,
+        "model " + model_->id() + " has no projector loaded (--mmproj), so it cannot read images",
+        "input");
+  }
+  size_t end = 0;
+  for (const auto& m : r.media) {
+    if (!m.chunk || m.begin < end || m.begin + m.chunk->n_tokens() > r.prompt.size()) {
+      throw Error(ErrorCode::kInternal, "the images of the prompt are misplaced", "input");
+    }
+    end = m.begin + static_cast<size_t>(m.chunk->n_tokens());
+  }
+  if (end == r.prompt.size()) {
+    throw Error(ErrorCode::kInvalidInput, "the prompt must end with text after its last image",
+                "input");
+  }
 }
 
 int64_t TextBatch::cells_in_use(const Slot* except) const {
@@ -138,8 +182,7 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   size_t best_prefix = 0;
   for (auto& s : slots_) {
     if (s->active) continue;
-    const auto mismatch = std::ranges::mismatch(s->cache, request.prompt);
-    const auto prefix = static_cast<size_t>(mismatch.in1 - s->cache.begin());
+    const size_t prefix = common_prefix(s->cache, request.prompt);
     if (best == nullptr || prefix > best_prefix ||
         (prefix == best_prefix && s->last_used < best->last_used)) {
       best = s.get();
@@ -176,14 +219,21 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   slot.active = true;
   slot.id = next_id_++;
   slot.sampler = make_sampler(request.sampling, llama_vocab_n_tokens(model_->vocab()));
-  for (const Token t : request.prompt) llama_sampler_accept(slot.sampler.get(), t);
+  for (const Token t : request.prompt) {
+    if (t != kMediaToken) llama_sampler_accept(slot.sampler.get(), t);
+  }
   slot.stream = std::make_unique<TextStream>(request.stop);
   slot.request = std::move(request);
   slot.callbacks = std::move(callbacks);
   slot.prompt_done = keep;
+  slot.pos = static_cast<llama_pos>(keep);  // reuse stops before any image: positions = indices
+  slot.media_next = 0;
+  slot.media_encoded = false;
+  slot.media_embd.clear();
   slot.cached_prompt = static_cast<int32_t>(keep);
   slot.next_token = -1;
   slot.generated = 0;
+  slot.logprobs.clear();
   slot.last_used = ++use_clock_;
   slot.started = Clock::now();
   return slot.id;
@@ -228,6 +278,8 @@ void TextBatch::finish(Slot& slot, FinishReason reason, std::string error) {
     result.prompt_ms = ms_between(slot.started, now);
   }
   result.error = std::move(error);
+  result.logprobs = std::move(slot.logprobs);
+  slot.logprobs.clear();
   if (reason == FinishReason::kError) {
     // The sequence's KV state is unknown after a failed decode: drop it.
     llama_memory_seq_rm(llama_get_memory(ctx_), slot.seq, -1, -1);
@@ -236,6 +288,8 @@ void TextBatch::finish(Slot& slot, FinishReason reason, std::string error) {
   slot.active = false;
   slot.sampler.reset();
   slot.stream.reset();
+  slot.media_embd = {};
+  slot.media_encoded = false;
   slot.last_used = ++use_clock_;
   auto on_finish = std::move(slot.callbacks.on_finish);
   slot.callbacks = {};
@@ -243,7 +297,27 @@ void TextBatch::finish(Slot& slot, FinishReason reason, std::string error) {
   if (on_finish) on_finish(result);
 }
 
+namespace {
+
+// log-softmax of one logits row.
+std::vector<float> log_softmax(const float* logits, int32_t n) {
+  std::vector<float> out(logits, logits + n);
+  const float max = *std::max_element(out.begin(), out.end());
+  double sum = 0;
+  for (const float x : out) sum += std::exp(static_cast<double>(x - max));
+  const auto log_sum = static_cast<float>(std::log(sum)) + max;
+  for (float& x : out) x -= log_sum;
+  return out;
+}
+
+}  // namespace
+
 void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
+  std::vector<float> distribution;  // read before sampling, which may work on the logits
+  if (slot.request.top_logprobs > 0) {
+    distribution =
+        log_softmax(llama_get_logits_ith(ctx_, batch_index), llama_vocab_n_tokens(model_->vocab()));
+  }
   const Token token = llama_sampler_sample(slot.sampler.get(), ctx_, batch_index);
   if (slot.generated == 0) slot.first_token = Clock::now();
   if (!slot.request.ignore_eos && model_->is_end_of_generation(token)) {
@@ -251,6 +325,23 @@ void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
     return;
   }
   slot.generated += 1;
+  if (!distribution.empty()) {
+    TokenLogprob lp{.piece = model_->token_to_piece(token),
+                    .logprob = distribution[static_cast<size_t>(token)]};
+    std::vector<int32_t> ids(distribution.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    const auto k = std::min<size_t>(static_cast<size_t>(slot.request.top_logprobs), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                      [&](int32_t a, int32_t b) {
+                        return distribution[static_cast<size_t>(a)] >
+                               distribution[static_cast<size_t>(b)];
+                      });
+    for (size_t i = 0; i < k; ++i) {
+      lp.top.emplace_back(model_->token_to_piece(ids[i]),
+                          distribution[static_cast<size_t>(ids[i])]);
+    }
+    slot.logprobs.push_back(std::move(lp));
+  }
   const std::string text = slot.stream->push(model_->token_to_piece(token));
   if (!text.empty() && slot.callbacks.on_text) slot.callbacks.on_text(text);
   if (slot.stream->stopped()) {
@@ -275,7 +366,7 @@ StepStats TextBatch::step() {
   auto add = [&](Slot& s, Token token, bool logits) {
     const int32_t i = batch.n_tokens++;
     batch.token[i] = token;
-    batch.pos[i] = static_cast<llama_pos>(s.cache.size());
+    batch.pos[i] = s.pos++;
     batch.n_seq_id[i] = 1;
     batch.seq_id[i][0] = s.seq;
     batch.logits[i] = logits ? 1 : 0;
@@ -295,12 +386,13 @@ StepStats TextBatch::step() {
   const size_t n = slots_.size();
   for (size_t k = 0; k < n && batch.n_tokens < n_batch_; ++k) {
     Slot& s = *slots_[(prefill_cursor_ + k) % n];
-    if (!s.active || s.prompt_done >= s.request.prompt.size() ||
+    if (!s.active || s.prompt_done >= s.request.prompt.size() || s.at_media() ||
         std::ranges::find(in_batch, &s) != in_batch.end()) {
       continue;
     }
     in_batch.push_back(&s);
-    while (s.prompt_done < s.request.prompt.size() && batch.n_tokens < n_batch_) {
+    // Text up to the next image; the image itself is a unit of media_step.
+    while (s.prompt_done < s.request.prompt.size() && batch.n_tokens < n_batch_ && !s.at_media()) {
       const bool last = s.prompt_done + 1 == s.request.prompt.size();
       add(s, s.request.prompt[s.prompt_done], last);
       s.prompt_done += 1;
@@ -310,6 +402,7 @@ StepStats TextBatch::step() {
 
   if (batch.n_tokens == 0) {
     llama_batch_free(batch);
+    if (vision_ != nullptr) media_step(stats);
     return stats;
   }
   const auto t0 = Clock::now();
@@ -330,7 +423,50 @@ StepStats TextBatch::step() {
   for (const Row& row : rows) {
     if (row.slot->active) sample_and_emit(*row.slot, row.index);
   }
+  // After the text decode, so that running streams got their token before any image work.
+  if (vision_ != nullptr) media_step(stats);
   return stats;
+}
+
+void TextBatch::media_step(StepStats& stats) {
+  const size_t n = slots_.size();
+  for (size_t k = 0; k < n; ++k) {
+    Slot& s = *slots_[(media_cursor_ + k) % n];
+    if (!s.active || !s.at_media()) continue;
+    media_cursor_ = (media_cursor_ + k + 1) % n;  // the next unit goes to the next sequence
+    const MediaChunk& chunk = *s.request.media[s.media_next].chunk;
+    const auto t0 = Clock::now();
+    if (!s.media_encoded) {
+      try {
+        s.media_embd = vision_->encode(chunk);
+      } catch (const Error& e) {
+        finish(s, FinishReason::kError, e.what());
+        return;
+      }
+      s.media_encoded = true;
+      stats.images_encoded += 1;
+      stats.image_encode_ms += ms_between(t0, Clock::now());
+      return;
+    }
+    llama_pos next = s.pos;
+    const int32_t rc = vision_->decode(ctx_, chunk, s.media_embd, s.pos, s.seq,
+                                       static_cast<int32_t>(llama_n_batch(ctx_)), next);
+    stats.image_tokens += chunk.n_tokens();
+    stats.image_decode_ms += ms_between(t0, Clock::now());
+    if (rc != 0) {
+      finish(s, FinishReason::kError,
+             rc == 1 ? "no room left in the KV cache for the image"
+                     : "decoding the image embeddings failed (code " + std::to_string(rc) + ")");
+      return;
+    }
+    s.pos = next;
+    s.prompt_done += static_cast<size_t>(chunk.n_tokens());
+    s.cache.insert(s.cache.end(), static_cast<size_t>(chunk.n_tokens()), kMediaToken);
+    s.media_next += 1;
+    s.media_encoded = false;
+    s.media_embd = {};
+    return;
+  }
 }
 
 }  // namespace mmserve::engine

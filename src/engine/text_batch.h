@@ -7,6 +7,11 @@
 // prompt + max_tokens cells when it starts, so a decode never runs out of room mid-generation;
 // an idle slot keeps its last tokens for prefix reuse until the room is needed by another.
 //
+// Images: a prompt may hold images (GenerationRequest::media, with a VisionModel). Each image is
+// worked in two scheduled units, its encode and then the decode of its embeddings into the
+// sequence, and a step runs at most one such unit after the text decode. So running streams
+// still get one token per step while images are processed; their stall is bounded by one unit.
+//
 // Threading: not thread-safe. One owner thread (the scheduler, or the CLI) calls every method;
 // callbacks run on that thread, inside step() or cancel().
 #pragma once
@@ -22,10 +27,13 @@
 #include "engine/sampling.h"
 #include "engine/text_model.h"
 #include "engine/text_stream.h"
+#include "engine/vision_prompt.h"
 
 struct llama_context;
 
 namespace mmserve::engine {
+
+class VisionModel;
 
 struct BatchOptions {
   int32_t n_ctx = 0;       // KV cells shared by all sequences; 0 = the model's training context
@@ -35,11 +43,22 @@ struct BatchOptions {
 };
 
 struct GenerationRequest {
-  std::vector<Token> prompt;
+  std::vector<Token> prompt;       // kMediaToken runs where `media` images go
+  std::vector<PromptMedia> media;  // ordered by begin; needs a TextBatch with a VisionModel
   SamplingParams sampling;
   int32_t max_tokens = 128;
   std::vector<std::string> stop;
   bool ignore_eos = false;  // benchmarks: always produce max_tokens
+  int32_t top_logprobs =
+      0;  // > 0: record each generated token's logprob and this many alternatives
+};
+
+// One generated token's log-probability under the model's distribution (before sampling
+// filters), with the most likely alternatives at that position, best first.
+struct TokenLogprob {
+  std::string piece;  // the token's bytes (may be part of a UTF-8 character)
+  float logprob = 0;
+  std::vector<std::pair<std::string, float>> top;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled, kError };
@@ -51,9 +70,10 @@ struct SequenceResult {
   int32_t prompt_tokens = 0;
   int32_t cached_prompt_tokens = 0;  // of those, reused from the previous request in the slot
   int32_t completion_tokens = 0;
-  double prompt_ms = 0;    // start to first token
-  double generate_ms = 0;  // first token to finish
-  std::string error;       // set when reason == kError
+  double prompt_ms = 0;                // start to first token
+  double generate_ms = 0;              // first token to finish
+  std::string error;                   // set when reason == kError
+  std::vector<TokenLogprob> logprobs;  // one per generated token when top_logprobs > 0
 };
 
 struct SequenceCallbacks {
@@ -65,13 +85,19 @@ struct StepStats {
   int32_t sequences = 0;  // sequences that had a token in this decode
   int32_t tokens = 0;     // tokens decoded
   double decode_ms = 0;
+  int32_t images_encoded = 0;  // image units run after the text decode (0 or 1 each)
+  double image_encode_ms = 0;
+  int32_t image_tokens = 0;  // image embeddings decoded into a sequence
+  double image_decode_ms = 0;
 };
 
 class TextBatch {
  public:
   using SequenceId = int64_t;
 
-  TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options);
+  // `vision`, when given, must have been loaded for `model`; it lets requests carry images.
+  TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options,
+            std::shared_ptr<VisionModel> vision = nullptr);
   ~TextBatch();
   TextBatch(const TextBatch&) = delete;
   TextBatch& operator=(const TextBatch&) = delete;
@@ -103,14 +129,19 @@ class TextBatch {
   void finish(Slot& slot, FinishReason reason, std::string error = {});
   int64_t cells_in_use(const Slot* except) const;
   void sample_and_emit(Slot& slot, int32_t batch_index);
+  // Runs one image unit (an encode, or the decode of encoded embeddings) of some sequence
+  // waiting at an image, round-robin; records what it did in `stats`.
+  void media_step(StepStats& stats);
 
   std::shared_ptr<const TextModel> model_;
+  std::shared_ptr<VisionModel> vision_;
   llama_context* ctx_ = nullptr;
   int32_t n_ctx_ = 0;
   int32_t n_batch_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;
   SequenceId next_id_ = 1;
   size_t prefill_cursor_ = 0;  // round-robin start among prefilling slots
+  size_t media_cursor_ = 0;    // round-robin start among slots waiting at an image
   uint64_t use_clock_ = 0;     // for least-recently-used eviction of idle caches
 };
 

@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "http/http_error.h"
 #include "http/json_fields.h"
+#include "http/metrics_routes.h"
+#include "http/request_log.h"
 #include "http/routes.h"
 
 namespace mmserve::http {
@@ -57,6 +59,14 @@ Json health_json(runtime::Runtime& rt) {
                    {"steps", s.steps}};
     } catch (const Error&) {
     }
+    try {
+      const auto s = rt.speech().stats();
+      j["speech"] = {{"running", s.running},      {"active", s.active},
+                     {"waiting", s.waiting},      {"queued", s.queued},
+                     {"parallel", s.parallel},    {"queue_capacity", s.queue_capacity},
+                     {"windows", s.windows_done}, {"cancelled", s.cancelled}};
+    } catch (const Error&) {
+    }
   }
   return j;
 }
@@ -68,8 +78,10 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
   // Every admitted or queued request holds an HTTP worker while it waits, so size the pool
   // for all of them plus room for health checks and refusals.
   const auto& ro = runtime_.options();
-  const int threads = options_.threads > 0 ? options_.threads
-                                           : std::clamp(ro.parallel + ro.queue_size + 8, 16, 1024);
+  const int speech = runtime_.has_speech() ? ro.speech_parallel + ro.queue_size : 0;
+  const int threads = options_.threads > 0
+                          ? options_.threads
+                          : std::clamp(ro.parallel + ro.queue_size + speech + 8, 16, 1024);
   server_.new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
@@ -83,6 +95,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
   });
 
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    begin_request(req);  // X-Request-Id, start time
     if (options_.api_key.empty() || !req.path.starts_with("/v1/")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -92,6 +105,13 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     write_error(res, Error(ErrorCode::kUnauthorized,
                            "missing or wrong API key: send Authorization: Bearer <key>"));
     return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // Every response: echo X-Request-Id and count it (before it is written); then log it.
+  server_.set_post_routing_handler(
+      [](const httplib::Request& req, httplib::Response& res) { before_response(req, res); });
+  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    after_response(req, res, {.capture_text = options_.log_prompts});
   });
 
   // Errors httplib produces itself (unknown route, body too large, bad request line).
@@ -129,13 +149,21 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     Json j = health_json(runtime_);
     const auto state = runtime_.state();
     bool ready = state == runtime::State::kReady;
-    if (ready) {
+    if (ready && runtime_.has_text()) {
       const auto s = runtime_.text().stats();
       if (s.waiting >= s.queue_capacity) {
         ready = false;
         j["reason"] = "the wait queue is full";
       }
-    } else {
+    }
+    if (ready && runtime_.has_speech()) {
+      const auto s = runtime_.speech().stats();
+      if (s.queued >= s.queue_capacity) {
+        ready = false;
+        j["reason"] = "the speech queue is full";
+      }
+    }
+    if (state != runtime::State::kReady) {
       j["reason"] = runtime_.detail();
     }
     j["status"] = ready ? "ready" : "unavailable";
@@ -144,6 +172,8 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
   });
   register_inference_routes(server_, runtime_);
   register_openai_routes(server_, runtime_);
+  register_audio_routes(server_, runtime_);
+  register_metrics_routes(server_, runtime_);
 }
 
 HttpServer::~HttpServer() {
@@ -167,6 +197,7 @@ int HttpServer::bind() {
 
 void HttpServer::serve() {
   server_.listen_after_bind();
+  flush_request_log(std::chrono::seconds(2));  // bounded: stderr may be a pipe nobody reads
 }
 
 void HttpServer::stop() {

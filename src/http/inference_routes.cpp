@@ -1,18 +1,63 @@
 // POST /v1/inference: the product's own task API.
 //   {"input": "...", "task": "text-gen", "parameters": {"max_tokens": 200, ...}, "stream": false}
 //   -> {"id", "task", "model", "output", "finish_reason", "usage", "timings"}
+// Tasks: "text-gen" (input: the prompt) and "image-caption" (input: the image as base64 or a
+// data URL; parameters.prompt: what to ask). The same fields may come as multipart/form-data,
+// the image as an uploaded file ("input", "image" or "file"), "parameters" as a JSON string.
+// "speech-transcribe" (input: the audio as base64, a data URL or an uploaded file) is served by
+// audio_routes.cpp.
+#include <optional>
 #include <string>
 
 #include "core/error.h"
+#include "http/audio_routes.h"
+#include "http/image_input.h"
 #include "http/json_fields.h"
+#include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
 #include "http/text_params.h"
+#include "metrics/server_metrics.h"
 
 namespace mmserve::http {
 namespace {
 
 constexpr const char* kValidTasks = "text-gen, image-caption, speech-transcribe";
+constexpr const char* kDefaultCaptionPrompt = "Describe this image.";
+
+// The request's fields, from JSON or from a multipart form (with its uploaded file, if any).
+struct InferenceInput {
+  Json body;
+  std::optional<std::string> upload;
+};
+
+InferenceInput read_input(const httplib::Request& req) {
+  if (!req.is_multipart_form_data()) return {parse_json_object(req.body), std::nullopt};
+  InferenceInput in{Json::object(), std::nullopt};
+  for (const auto& [name, part] : req.files) {
+    if (name == "parameters") {
+      try {
+        in.body["parameters"] = parse_json_object(part.content);
+      } catch (const Error& e) {
+        throw Error(e.code(), std::string("form field 'parameters': ") + e.what(), "parameters");
+      }
+    } else if (name == "task") {
+      in.body["task"] = part.content;
+    } else if (name == "stream") {
+      in.body["stream"] = part.content == "true" || part.content == "1";
+    } else if ((name == "input" && !part.filename.empty()) || name == "image" || name == "file") {
+      in.upload = part.content;
+    } else if (name == "input") {
+      in.body["input"] = part.content;
+    } else {
+      throw Error(ErrorCode::kInvalidInput,
+                  "unknown form field '" + name +
+                      "'; fields: task, input (text or file), image, file, parameters, stream",
+                  name);
+    }
+  }
+  return in;
+}
 
 Json timings_json(const scheduler::GenerationOutcome& o) {
   return {{"queue_ms", o.queue_ms},
@@ -26,16 +71,8 @@ Json usage_json(const engine::SequenceResult& r) {
           {"cached_prompt_tokens", r.cached_prompt_tokens}};
 }
 
-// Errors that end a generation without output become HTTP errors; others are a finish reason.
-void throw_if_failed(const scheduler::GenerationOutcome& o) {
-  if (o.timed_out) throw Error(ErrorCode::kTimeout, "the request took longer than its deadline");
-  if (o.result.reason == engine::FinishReason::kError) {
-    throw Error(ErrorCode::kInternal, "generation failed: " + o.result.error);
-  }
-  if (o.result.reason == engine::FinishReason::kCancelled) {
-    throw Error(ErrorCode::kUnavailable, "the request was cancelled (server shutting down)");
-  }
-}
+void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
+                       runtime::Runtime& rt, httplib::Response& res);
 
 void handle_text_gen(const Json& body, const Json& params, bool stream, runtime::Runtime& rt,
                      httplib::Response& res) {
@@ -60,6 +97,13 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
   } else {
     request.prompt = model.tokenize(*input, true, false);
   }
+  submit_and_answer(std::move(request), "text-gen", stream, rt, res);
+}
+
+void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
+                       runtime::Runtime& rt, httplib::Response& res) {
+  auto& text = rt.text();
+  const auto& model = text.model();
   resolve_max_tokens(request, text.sequence_capacity());
 
   const auto deadline = scheduler::Generation::Clock::now() + rt.options().request_timeout;
@@ -73,12 +117,13 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
   }
   const std::string id = new_request_id("inf-");
   const std::string model_id = model.id();
+  note_generation(generation, id, stream);
 
   if (!stream) {
     const auto& outcome = generation->wait();
     throw_if_failed(outcome);
     const Json out = {{"id", id},
-                      {"task", "text-gen"},
+                      {"task", task},
                       {"model", model_id},
                       {"output", outcome.result.text},
                       {"finish_reason", engine::finish_reason_name(outcome.result.reason)},
@@ -87,17 +132,17 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
     res.set_content(out.dump(), "application/json");
     return;
   }
-  stream_generation(
+  counted_stream_generation(
       res, generation,
       {.opening = nullptr,
        .piece =
-           [id](std::string_view piece) {
-             return sse_event(Json{{"id", id}, {"task", "text-gen"}, {"output", piece}}.dump());
+           [id, task](std::string_view piece) {
+             return sse_event(Json{{"id", id}, {"task", task}, {"output", piece}}.dump());
            },
        .closing =
-           [id, model_id](const scheduler::GenerationOutcome& o) {
+           [id, model_id, task](const scheduler::GenerationOutcome& o) {
              Json end = {{"id", id},
-                         {"task", "text-gen"},
+                         {"task", task},
                          {"model", model_id},
                          {"output", ""},
                          {"finish_reason", engine::finish_reason_name(o.result.reason)},
@@ -108,12 +153,51 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
            }});
 }
 
+void handle_image_caption(const Json& body, const Json& params, bool stream,
+                          std::optional<std::string> upload, runtime::Runtime& rt,
+                          httplib::Response& res) {
+  rt.text();  // a server still loading answers 503, not "no projector"
+  const auto vision = rt.vision();
+  if (!vision) {
+    throw Error(ErrorCode::kModelUnavailable,
+                "task 'image-caption' needs a vision model and projector (--mmproj), which "
+                "this server has not loaded",
+                "task");
+  }
+  const ImageInputPolicy policy = image_policy(rt.options());
+  media::Image image;
+  if (upload) {
+    image = image_from_bytes(*upload, policy, "input");
+  } else {
+    const auto input = opt_string(body, "input", "");
+    if (!input) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "field 'input' (the image: base64, a data URL, or an uploaded file) is required",
+                  "input");
+    }
+    image = image_from_string(*input, policy, "input");
+  }
+  engine::GenerationRequest request;
+  read_generation_params(params, "parameters", request);
+  const std::string prompt =
+      opt_string(params, "prompt", "parameters").value_or(kDefaultCaptionPrompt);
+  const bool raw = opt_bool(params, "raw", "parameters").value_or(false);
+  const std::string system = opt_string(params, "system", "parameters").value_or("");
+  auto tokenized = vision->tokenize(vision->caption_prompt(1, prompt, raw, system),
+                                    std::span(&image, 1), true, "input");
+  request.prompt = std::move(tokenized.tokens);
+  request.media = std::move(tokenized.media);
+  metrics::server_metrics().add_images(1);
+  submit_and_answer(std::move(request), "image-caption", stream, rt, res);
+}
+
 }  // namespace
 
 void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
   server.Post("/v1/inference", [&rt](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
-      const Json body = parse_json_object(req.body);
+      InferenceInput in = read_input(req);
+      const Json& body = in.body;
       const auto task = opt_string(body, "task", "");
       if (!task) {
         throw Error(ErrorCode::kInvalidInput,
@@ -124,18 +208,19 @@ void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
       const Json& p = params != nullptr ? *params : no_params;
       const bool stream = opt_bool(body, "stream", "").value_or(false) ||
                           opt_bool(p, "stream", "parameters").value_or(false);
+      if (*task == "text-gen" || *task == "image-caption" || *task == "speech-transcribe") {
+        note_task(*task);  // metrics and log label; an unknown name stays "none"
+      }
+      if (in.upload && *task != "image-caption" && *task != "speech-transcribe") {
+        throw Error(ErrorCode::kInvalidInput,
+                    "task '" + *task + "' takes no uploaded file; send 'input' as text", "input");
+      }
       if (*task == "text-gen") {
         handle_text_gen(body, p, stream, rt, res);
       } else if (*task == "image-caption") {
-        throw Error(ErrorCode::kModelUnavailable,
-                    "task 'image-caption' needs a vision model and projector (--mmproj), which "
-                    "this server has not loaded",
-                    "task");
+        handle_image_caption(body, p, stream, std::move(in.upload), rt, res);
       } else if (*task == "speech-transcribe") {
-        throw Error(ErrorCode::kModelUnavailable,
-                    "task 'speech-transcribe' needs a speech model (--whisper-model), which this "
-                    "server has not loaded",
-                    "task");
+        handle_speech_transcribe(body, p, stream, std::move(in.upload), rt, res);
       } else {
         throw Error(ErrorCode::kInvalidInput,
                     "unknown task '" + *task + "'; valid tasks: " + kValidTasks, "task");

@@ -3,10 +3,14 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "engine/text_stream.h"
+#include "http/image_input.h"
 #include "http/json_fields.h"
+#include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
 #include "http/text_params.h"
+#include "metrics/server_metrics.h"
 
 namespace mmserve::http {
 namespace {
@@ -29,23 +33,50 @@ const char* openai_finish_reason(const engine::SequenceResult& r) {
   return r.reason == engine::FinishReason::kLength ? "length" : "stop";
 }
 
-void throw_if_failed(const scheduler::GenerationOutcome& o) {
-  if (o.timed_out) throw Error(ErrorCode::kTimeout, "the request took longer than its deadline");
-  if (o.result.reason == engine::FinishReason::kError) {
-    throw Error(ErrorCode::kInternal, "generation failed: " + o.result.error);
-  }
-  if (o.result.reason == engine::FinishReason::kCancelled) {
-    throw Error(ErrorCode::kUnavailable, "the request was cancelled (server shutting down)");
-  }
-}
-
 void reject_unsupported(const Json& body) {
   if (auto n = opt_integer(body, "n", ""); n && *n != 1) {
     throw Error(ErrorCode::kInvalidInput, "only n=1 is supported", "n");
   }
 }
 
-std::string message_text(const Json& content, const std::string& path) {
+// The images of a chat request, in the order their markers appear in the messages.
+struct ChatImages {
+  runtime::Runtime& rt;
+  std::shared_ptr<const engine::VisionModel> vision;  // resolved at the first image
+  std::vector<media::Image> images;
+
+  // Decodes an image_url part and returns the marker that stands for it in the text.
+  std::string add(const Json& part, const std::string& path) {
+    if (!vision) {
+      rt.text();  // a server still loading answers 503, not "no projector"
+      vision = rt.vision();
+      if (!vision) {
+        throw Error(ErrorCode::kModelUnavailable,
+                    "content of type 'image_url' needs a vision model and projector (--mmproj), "
+                    "which this server has not loaded",
+                    path + ".type");
+      }
+    }
+    // {"image_url": {"url": "...", "detail": "auto"}}, or the bare string some clients send.
+    const auto it = part.find("image_url");
+    std::string url;
+    std::string url_path = path + ".image_url";
+    if (it != part.end() && it->is_string()) {
+      url = it->get<std::string>();
+    } else if (it != part.end() && it->is_object()) {
+      url_path += ".url";
+      url = opt_string(*it, "url", path + ".image_url").value_or("");
+    }
+    if (url.empty()) {
+      throw Error(ErrorCode::kInvalidInput, "field '" + url_path + "' (the image URL) is required",
+                  url_path);
+    }
+    images.push_back(image_from_string(url, image_policy(rt.options()), url_path));
+    return vision->marker();
+  }
+};
+
+std::string message_text(const Json& content, const std::string& path, ChatImages& images) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) {
     throw Error(ErrorCode::kInvalidInput,
@@ -62,7 +93,9 @@ std::string message_text(const Json& content, const std::string& path) {
     const auto type = opt_string(part, "type", part_path).value_or("");
     if (type == "text") {
       text += opt_string(part, "text", part_path).value_or("");
-    } else if (type == "image_url" || type == "input_audio") {
+    } else if (type == "image_url") {
+      text += images.add(part, part_path);
+    } else if (type == "input_audio") {
       throw Error(ErrorCode::kModelUnavailable,
                   "content of type '" + type +
                       "' needs a multimodal model, which this server has not loaded",
@@ -75,7 +108,7 @@ std::string message_text(const Json& content, const std::string& path) {
   return text;
 }
 
-std::vector<engine::ChatMessage> read_messages(const Json& body) {
+std::vector<engine::ChatMessage> read_messages(const Json& body, ChatImages& images) {
   const auto it = body.find("messages");
   if (it == body.end() || !it->is_array() || it->empty()) {
     throw Error(ErrorCode::kInvalidInput, "field 'messages' must be a non-empty array", "messages");
@@ -98,7 +131,9 @@ std::vector<engine::ChatMessage> read_messages(const Json& body) {
     }
     const auto content = m.find("content");
     std::string text;
-    if (content != m.end() && !content->is_null()) text = message_text(*content, path + ".content");
+    if (content != m.end() && !content->is_null()) {
+      text = message_text(*content, path + ".content", images);
+    }
     messages.push_back({*role, std::move(text)});
   }
   return messages;
@@ -129,16 +164,25 @@ Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Ru
 void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   const Json body = parse_json_object(req.body);
   reject_unsupported(body);
-  const auto messages = read_messages(body);
+  ChatImages images{rt, nullptr, {}};
+  const auto messages = read_messages(body, images);
   auto& text = rt.text();
   engine::GenerationRequest request;
   read_generation_params(body, "", request, {"max_completion_tokens", "max_tokens"});
   // Like llama-server: a model without a chat template is prompted in ChatML.
-  request.prompt =
-      text.model().tokenize(text.model().apply_chat_template(messages, "chatml"), true, true);
+  const std::string prompt = text.model().apply_chat_template(messages, "chatml");
+  if (images.images.empty()) {
+    request.prompt = text.model().tokenize(prompt, true, true);
+  } else {
+    auto tokenized = images.vision->tokenize(prompt, images.images, true, "messages");
+    request.prompt = std::move(tokenized.tokens);
+    request.media = std::move(tokenized.media);
+    metrics::server_metrics().add_images(static_cast<int64_t>(images.images.size()));
+  }
   Prepared p = submit(body, std::move(request), rt, std::nullopt);
   const std::string id = new_request_id("chatcmpl-");
   const int64_t created = unix_now();
+  note_generation(p.generation, id, p.stream);
 
   if (!p.stream) {
     const auto& o = p.generation->wait();
@@ -165,7 +209,7 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
         {"choices",
          {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}};
   };
-  stream_generation(
+  counted_stream_generation(
       res, p.generation,
       {.opening =
            [chunk] {
@@ -200,6 +244,27 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
            }});
 }
 
+// The legacy completions "logprobs" object: per generated token its text, logprob, the most
+// likely alternatives and its offset in the text. Pieces of a split character show as U+FFFD.
+Json legacy_logprobs(const engine::SequenceResult& r) {
+  Json tokens = Json::array(), token_logprobs = Json::array(), top = Json::array(),
+       offsets = Json::array();
+  size_t offset = 0;
+  for (const auto& t : r.logprobs) {
+    tokens.push_back(engine::sanitize_utf8(t.piece));
+    token_logprobs.push_back(t.logprob);
+    Json alternatives = Json::object();
+    for (const auto& [piece, lp] : t.top) alternatives[engine::sanitize_utf8(piece)] = lp;
+    top.push_back(alternatives);
+    offsets.push_back(offset);
+    offset += t.piece.size();
+  }
+  return {{"tokens", tokens},
+          {"token_logprobs", token_logprobs},
+          {"top_logprobs", top},
+          {"text_offset", offsets}};
+}
+
 void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   const Json body = parse_json_object(req.body);
   reject_unsupported(body);
@@ -217,23 +282,34 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
   auto& text = rt.text();
   engine::GenerationRequest request;
   read_generation_params(body, "", request);
+  if (auto n = opt_integer(body, "logprobs", "")) {
+    if (*n < 0 || *n > 20) {
+      throw Error(ErrorCode::kInvalidInput, "logprobs must be between 0 and 20", "logprobs");
+    }
+    if (*n > 0 && opt_bool(body, "stream", "").value_or(false)) {
+      throw Error(ErrorCode::kInvalidInput, "logprobs is supported without stream only",
+                  "logprobs");
+    }
+    request.top_logprobs = static_cast<int32_t>(*n);
+  }
   request.prompt = text.model().tokenize(prompt, true, false);
   Prepared p = submit(body, std::move(request), rt, 16);  // OpenAI's documented default
   const std::string id = new_request_id("cmpl-");
   const int64_t created = unix_now();
+  note_generation(p.generation, id, p.stream);
   auto choice = [](std::string_view t, const Json& finish) {
     return Json{{"text", t}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}};
   };
   if (!p.stream) {
     const auto& o = p.generation->wait();
     throw_if_failed(o);
-    const Json out = {
-        {"id", id},
-        {"object", "text_completion"},
-        {"created", created},
-        {"model", p.model_id},
-        {"choices", Json::array({choice(o.result.text, openai_finish_reason(o.result))})},
-        {"usage", usage_json(o.result)}};
+    Json out = {{"id", id},
+                {"object", "text_completion"},
+                {"created", created},
+                {"model", p.model_id},
+                {"choices", Json::array({choice(o.result.text, openai_finish_reason(o.result))})},
+                {"usage", usage_json(o.result)}};
+    if (!o.result.logprobs.empty()) out["choices"][0]["logprobs"] = legacy_logprobs(o.result);
     res.set_content(out.dump(), "application/json");
     return;
   }
@@ -244,7 +320,7 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
                 {"model", model},
                 {"choices", choices}};
   };
-  stream_generation(
+  counted_stream_generation(
       res, p.generation,
       {.opening = nullptr,
        .piece =
@@ -271,7 +347,7 @@ void register_openai_routes(httplib::Server& server, runtime::Runtime& rt) {
   server.Get("/v1/models", [&rt](const httplib::Request&, httplib::Response& res) {
     guarded(res, [&] {
       Json data = Json::array();
-      if (rt.state() == runtime::State::kReady) {
+      if (rt.state() == runtime::State::kReady && rt.has_text()) {
         const auto& model = rt.text().model();
         data.push_back({{"id", model.id()},
                         {"object", "model"},
@@ -284,6 +360,27 @@ void register_openai_routes(httplib::Server& server, runtime::Runtime& rt) {
                           {"architecture", model.summary().architecture},
                           {"parameters", model.summary().n_params},
                           {"context_length", model.n_ctx_train()}}}});
+        if (const auto vision = rt.vision()) {
+          const auto& info = vision->info();
+          data.back()["meta"]["vision"] = {{"projector", info.type},
+                                           {"mmproj", vision->path()},
+                                           {"image_size", info.image_size},
+                                           {"tokens_per_image", info.tokens_per_image}};
+        }
+      }
+      if (const auto speech = rt.state() == runtime::State::kReady ? rt.speech_model() : nullptr) {
+        data.push_back({{"id", speech->id()},
+                        {"object", "model"},
+                        {"created", std::chrono::duration_cast<std::chrono::seconds>(
+                                        rt.loaded_at().time_since_epoch())
+                                        .count()},
+                        {"owned_by", "mmserve"},
+                        {"meta",
+                         {{"path", speech->path()},
+                          {"architecture", "whisper"},
+                          {"size", speech->size_name()},
+                          {"multilingual", speech->multilingual()},
+                          {"tasks", Json::array({"speech-transcribe"})}}}});
       }
       res.set_content(Json{{"object", "list"}, {"data", data}}.dump(), "application/json");
     });

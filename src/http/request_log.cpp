@@ -39,7 +39,8 @@ thread_local Record t_record;
 // unknown paths are only logged). A fixed list keeps label values bounded.
 std::string_view inference_endpoint(const httplib::Request& req) {
   if (req.method != "POST") return {};
-  for (const std::string_view path : {"/v1/inference", "/v1/chat/completions", "/v1/completions"}) {
+  for (const std::string_view path : {"/v1/inference", "/v1/chat/completions", "/v1/completions",
+                                      "/v1/audio/transcriptions", "/v1/audio/translations"}) {
     if (req.path == path) return path;
   }
   return {};

@@ -23,5 +23,7 @@ std::string new_request_id(const char* prefix);
 
 void register_inference_routes(httplib::Server& server, runtime::Runtime& runtime);
 void register_openai_routes(httplib::Server& server, runtime::Runtime& runtime);
+// POST /v1/audio/transcriptions and /v1/audio/translations (audio_routes.cpp).
+void register_audio_routes(httplib::Server& server, runtime::Runtime& runtime);
 
 }  // namespace mmserve::http

@@ -1,8 +1,19 @@
 #include "http/streaming.h"
 
+#include "core/error.h"
 #include "http/routes.h"
 
 namespace mmserve::http {
+
+void throw_if_failed(const scheduler::GenerationOutcome& o) {
+  if (o.timed_out) throw Error(ErrorCode::kTimeout, "the request took longer than its deadline");
+  if (o.result.reason == engine::FinishReason::kError) {
+    throw Error(ErrorCode::kInternal, "generation failed: " + o.result.error);
+  }
+  if (o.result.reason == engine::FinishReason::kCancelled) {
+    throw Error(ErrorCode::kUnavailable, "the request was cancelled (server shutting down)");
+  }
+}
 
 std::string sse_event(const std::string& payload) {
   return "data: " + payload + "\n\n";

@@ -14,6 +14,10 @@
 
 namespace mmserve::http {
 
+// A non-streamed generation that ended without its answer (deadline, engine failure, shutdown)
+// becomes the HTTP error for it; a normal end (stop, length) returns.
+void throw_if_failed(const scheduler::GenerationOutcome& outcome);
+
 // One SSE "data:" event.
 std::string sse_event(const std::string& payload);
 

@@ -48,7 +48,10 @@ std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest requ
   {
     std::lock_guard lock(mutex_);
     if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
-    if (static_cast<int32_t>(queue_.size()) >= options_.queue_size) {
+    // A request that a free slot will take at once does not wait, so it does not count
+    // against the queue (this also makes --queue-size 0 mean "never wait").
+    const int32_t free_slots = std::max(0, batch_->n_parallel() - running_count_.load());
+    if (static_cast<int32_t>(queue_.size()) >= options_.queue_size + free_slots) {
       throw Error(ErrorCode::kBusy, "the wait queue is full (" +
                                         std::to_string(options_.queue_size) +
                                         " requests); retry later");
@@ -89,6 +92,11 @@ SchedulerStats TextScheduler::stats() const {
 void TextScheduler::set_step_observer(StepObserver observer) {
   std::lock_guard lock(mutex_);
   observer_ = std::move(observer);
+}
+
+void TextScheduler::set_finish_observer(FinishObserver observer) {
+  std::lock_guard lock(mutex_);
+  finish_observer_ = std::move(observer);
 }
 
 void TextScheduler::reap_running(bool cancel_everything) {
@@ -132,6 +140,7 @@ void TextScheduler::run() {
         queue_.pop_front();
       }
       observer = observer_;
+      running_finish_observer_ = finish_observer_;
     }
 
     for (auto& d : dropped) {
@@ -141,6 +150,7 @@ void TextScheduler::run() {
       outcome.queue_ms = ms_since(d.submitted);
       outcome.timed_out = Generation::Clock::now() >= d.generation->deadline();
       if (outcome.timed_out) outcome.result.error = "deadline exceeded while waiting in the queue";
+      if (running_finish_observer_) running_finish_observer_(outcome);
       d.generation->finish(std::move(outcome));
     }
 
@@ -161,6 +171,7 @@ void TextScheduler::run() {
                  std::erase_if(running_,
                                [&](const Running& r) { return r.generation == generation; });
                  running_count_.store(static_cast<int32_t>(running_.size()));
+                 if (running_finish_observer_) running_finish_observer_(outcome);
                  generation->finish(std::move(outcome));
                }});
       running_.push_back({id, std::move(generation)});

@@ -23,7 +23,9 @@
 namespace mmserve::scheduler {
 
 struct SchedulerOptions {
-  int32_t queue_size = 64;  // requests waiting for a slot; more are refused with kBusy
+  // Requests that may wait for a slot beyond those free slots take at once; more are refused
+  // with kBusy. 0: never wait.
+  int32_t queue_size = 64;
 };
 
 struct SchedulerStats {
@@ -37,6 +39,10 @@ struct SchedulerStats {
 
 // Called on the scheduler thread after every decode step (metrics).
 using StepObserver = std::function<void(const engine::StepStats&)>;
+// Called on the scheduler thread when a request ends (finished, failed, cancelled, or dropped
+// from the queue), before its submitter is woken: whatever the submitter reports next is
+// already counted (metrics).
+using FinishObserver = std::function<void(const GenerationOutcome&)>;
 
 class TextScheduler {
  public:
@@ -60,6 +66,7 @@ class TextScheduler {
   // The most tokens (prompt + generated) one sequence may hold.
   int32_t sequence_capacity() const;
   void set_step_observer(StepObserver observer);
+  void set_finish_observer(FinishObserver observer);
 
  private:
   struct Waiting {
@@ -81,12 +88,14 @@ class TextScheduler {
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Waiting> queue_;     // guarded by mutex_
-  std::vector<Running> running_;  // scheduler thread only
-  bool accepting_ = true;         // guarded by mutex_
-  bool cancel_all_ = false;       // guarded by mutex_
-  bool stopping_ = false;         // guarded by mutex_
-  StepObserver observer_;         // guarded by mutex_
+  std::deque<Waiting> queue_;               // guarded by mutex_
+  std::vector<Running> running_;            // scheduler thread only
+  bool accepting_ = true;                   // guarded by mutex_
+  bool cancel_all_ = false;                 // guarded by mutex_
+  bool stopping_ = false;                   // guarded by mutex_
+  StepObserver observer_;                   // guarded by mutex_
+  FinishObserver finish_observer_;          // guarded by mutex_
+  FinishObserver running_finish_observer_;  // scheduler thread: copied each loop
   std::atomic<int32_t> running_count_{0};
   std::atomic<double> kv_usage_{0};
   std::atomic<uint64_t> steps_{0};

@@ -22,8 +22,24 @@ def test_sixteen_concurrent_clients_get_what_they_get_alone():
         with ThreadPoolExecutor(max_workers=16) as pool:
             together = list(pool.map(lambda p: server.infer(p, max_tokens=48, temperature=0)["output"], PROMPTS))
         assert server.health()["text"]["steps"] > 0
-    mismatches = [(p, a, t) for p, a, t in zip(PROMPTS, alone, together) if a != t]
-    assert not mismatches, mismatches
+        # Batching must not change greedy results. A difference is tolerated only where the
+        # reference run had a near-tie (floating-point order differs between batch sizes), told
+        # apart from a scheduling bug by the logit margin at the first differing token.
+        for prompt, a, t in zip(PROMPTS, alone, together):
+            if a != t:
+                margin = first_divergence_margin(server, prompt, a, t)
+                assert margin < 1e-3, (prompt, a, t, margin)
+
+
+def first_divergence_margin(server, prompt, alone, together):
+    status, _, body = server.post("/v1/completions", {"prompt": prompt, "max_tokens": 48, "temperature": 0,
+                                                      "logprobs": 2})
+    assert status == 200, body
+    lp = body["choices"][0]["logprobs"]
+    diff = next(i for i, (x, y) in enumerate(zip(alone + "\0", together + "\0")) if x != y)
+    token = max(i for i, offset in enumerate(lp["text_offset"]) if offset <= diff)
+    best, second = sorted(lp["top_logprobs"][token].values(), reverse=True)[:2]
+    return best - second
 
 
 def test_full_queue_answers_429_with_retry_after():
@@ -78,3 +94,10 @@ def test_long_prompts_are_chunked_without_stalling_running_streams():
             longp = pool.submit(lambda: server.infer(long_prompt, max_tokens=4, temperature=0))
             assert stream.result()["output"] == server.infer("Once upon a time", max_tokens=48, temperature=0)["output"]
             assert longp.result()["usage"]["prompt_tokens"] > 100
+
+
+def test_the_tie_detector_flags_a_real_difference(stories_server):
+    """A changed token where the model was confident must count as a bug, not a near-tie."""
+    alone = stories_server.infer("Once upon a time", max_tokens=48, temperature=0)["output"]
+    wrong = alone[:12] + "X" + alone[13:]
+    assert first_divergence_margin(stories_server, "Once upon a time", alone, wrong) > 1e-3

@@ -78,3 +78,17 @@ def test_errors_have_the_openai_shape(stories_server):
         assert got["error"]["param"] == param
     status, _, got = stories_server.post("/v1/completions", {"prompt": 5})
     assert status == 400 and got["error"]["param"] == "prompt"
+
+
+def test_completion_logprobs(stories_server):
+    _, _, body = stories_server.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 6,
+                                                         "temperature": 0, "logprobs": 3})
+    choice = body["choices"][0]
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 6
+    assert "".join(lp["tokens"]) == choice["text"]
+    for chosen, logprob, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+        assert len(top) == 3 and logprob <= 0
+        assert max(top.values()) == logprob and top[chosen] == logprob  # greedy picks the best
+    status, _, err = stories_server.post("/v1/completions", {"prompt": "x", "logprobs": 2, "stream": True})
+    assert status == 400 and err["error"]["param"] == "logprobs"
