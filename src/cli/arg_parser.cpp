@@ -106,4 +106,19 @@ bool ArgParser::flag(const std::string& name) const {
   return flags_.contains(name);
 }
 
+engine::GenerationRequest generation_options(const ArgParser& p) {
+  engine::GenerationRequest request;
+  request.max_tokens = p.get_int("--max-tokens", 256);
+  auto& s = request.sampling;
+  s.temperature = p.get_float("--temp", s.temperature);
+  s.top_k = p.get_int("--top-k", s.top_k);
+  s.top_p = p.get_float("--top-p", s.top_p);
+  s.min_p = p.get_float("--min-p", s.min_p);
+  s.repeat_penalty = p.get_float("--repeat-penalty", s.repeat_penalty);
+  if (p.has("--seed")) s.seed = static_cast<uint32_t>(p.get_int("--seed", 0));
+  if (p.has("--stop")) request.stop.push_back(p.get("--stop"));
+  engine::validate(s);
+  return request;
+}
+
 }  // namespace mmserve::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/text_batch.h"
+
 namespace mmserve::cli {
 
 class ArgParser {
@@ -31,5 +33,9 @@ class ArgParser {
   std::map<std::string, bool> flags_;
   std::vector<std::string> positionals_;
 };
+
+// The generation options `generate` and `describe` share (-n/--max-tokens, --temp, --top-k,
+// --top-p, --min-p, --repeat-penalty, --seed, --stop), validated; throws Error naming the field.
+engine::GenerationRequest generation_options(const ArgParser& parser);
 
 }  // namespace mmserve::cli

@@ -56,17 +56,7 @@ int run_describe(const std::vector<std::string>& args) {
                 "--mmproj is required: the projector GGUF that comes with the model", "--mmproj");
   }
 
-  engine::GenerationRequest request;
-  request.max_tokens = p.get_int("--max-tokens", 256);
-  request.sampling.temperature = p.get_float("--temp", request.sampling.temperature);
-  request.sampling.top_k = p.get_int("--top-k", request.sampling.top_k);
-  request.sampling.top_p = p.get_float("--top-p", request.sampling.top_p);
-  request.sampling.min_p = p.get_float("--min-p", request.sampling.min_p);
-  request.sampling.repeat_penalty =
-      p.get_float("--repeat-penalty", request.sampling.repeat_penalty);
-  if (p.has("--seed")) request.sampling.seed = static_cast<uint32_t>(p.get_int("--seed", 0));
-  if (p.has("--stop")) request.stop.push_back(p.get("--stop"));
-  engine::validate(request.sampling);
+  engine::GenerationRequest request = generation_options(p);
   media::ImageLimits limits;
   limits.max_bytes = static_cast<size_t>(
       std::max(1, p.get_int("--max-image-bytes", static_cast<int>(limits.max_bytes))));

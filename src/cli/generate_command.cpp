@@ -48,18 +48,8 @@ int run_generate(const std::vector<std::string>& args) {
   if (prompt.empty())
     throw Error(ErrorCode::kInvalidInput, "no prompt given\n" + std::string(kUsage), "prompt");
 
-  engine::GenerationRequest request;
-  request.max_tokens = p.get_int("--max-tokens", 256);
-  request.sampling.temperature = p.get_float("--temp", request.sampling.temperature);
-  request.sampling.top_k = p.get_int("--top-k", request.sampling.top_k);
-  request.sampling.top_p = p.get_float("--top-p", request.sampling.top_p);
-  request.sampling.min_p = p.get_float("--min-p", request.sampling.min_p);
-  request.sampling.repeat_penalty =
-      p.get_float("--repeat-penalty", request.sampling.repeat_penalty);
-  if (p.has("--seed")) request.sampling.seed = static_cast<uint32_t>(p.get_int("--seed", 0));
-  if (p.has("--stop")) request.stop.push_back(p.get("--stop"));
+  engine::GenerationRequest request = generation_options(p);
   request.ignore_eos = p.flag("--ignore-eos");
-  engine::validate(request.sampling);
 
   const auto model = engine::TextModel::load(locate_text_model(p.get("--model")));
   if (p.flag("--chat")) {
