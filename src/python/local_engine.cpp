@@ -119,18 +119,8 @@ LocalEngine::LocalEngine(const EngineOptions& options) {
       std::make_unique<engine::TextBatch>(model, batch),
       scheduler::SchedulerOptions{.queue_size = options.queue_size});
 
-  // As the server's readiness: a real decode must work, not only the file load.
-  engine::GenerationRequest probe;
-  probe.prompt = model->tokenize("Hello", true, false);
-  probe.max_tokens = 1;
-  probe.sampling.temperature = 0;
-  probe.ignore_eos = true;
-  const auto outcome =
-      text->submit(std::move(probe), scheduler::Generation::Clock::now() + kNoDeadline)->wait();
-  if (outcome.result.reason == engine::FinishReason::kError ||
-      outcome.result.completion_tokens != 1) {
-    throw Error(ErrorCode::kModelLoad, "the probe decode failed: " + outcome.result.error, "model");
-  }
+  text->probe(std::chrono::duration_cast<std::chrono::milliseconds>(
+      kNoDeadline));  // as the server's readiness
 
   info_.model_id = model->id();
   info_.model_path = model->path();

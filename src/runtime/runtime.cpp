@@ -165,19 +165,7 @@ void Runtime::load() {
       std::make_unique<engine::TextBatch>(model, batch, vision),
       scheduler::SchedulerOptions{.queue_size = options_.queue_size});
 
-  // Readiness means a real decode worked, not only that the file loaded.
-  engine::GenerationRequest probe;
-  probe.prompt = model->tokenize("Hello", true, false);
-  probe.max_tokens = 1;
-  probe.sampling.temperature = 0;
-  probe.ignore_eos = true;
-  const auto outcome =
-      text->submit(std::move(probe), scheduler::Generation::Clock::now() + std::chrono::minutes(5))
-          ->wait();
-  if (outcome.result.reason == engine::FinishReason::kError ||
-      outcome.result.completion_tokens != 1) {
-    throw Error(ErrorCode::kModelLoad, "the probe decode failed: " + outcome.result.error);
-  }
+  text->probe(std::chrono::minutes(5));
   observe_text_metrics(*text, *model);
   std::lock_guard lock(mutex_);
   text_ = std::move(text);

@@ -62,6 +62,19 @@ std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest requ
   return generation;
 }
 
+void TextScheduler::probe(std::chrono::milliseconds timeout) {
+  engine::GenerationRequest request;
+  request.prompt = batch_->model().tokenize("Hello", true, false);
+  request.max_tokens = 1;
+  request.sampling.temperature = 0;
+  request.ignore_eos = true;
+  const auto outcome = submit(std::move(request), Generation::Clock::now() + timeout)->wait();
+  if (outcome.result.reason == engine::FinishReason::kError ||
+      outcome.result.completion_tokens != 1) {
+    throw Error(ErrorCode::kModelLoad, "the probe decode failed: " + outcome.result.error, "model");
+  }
+}
+
 void TextScheduler::stop_accepting() {
   std::lock_guard lock(mutex_);
   accepting_ = false;

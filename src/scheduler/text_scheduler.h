@@ -56,6 +56,10 @@ class TextScheduler {
   std::shared_ptr<Generation> submit(engine::GenerationRequest request,
                                      Generation::Clock::time_point deadline);
 
+  // Decodes one token of a fixed prompt through the whole path, so readiness means a real decode
+  // worked, not only that the file loaded. Throws Error(kModelLoad, field "model") on failure.
+  void probe(std::chrono::milliseconds timeout);
+
   // Refuse new requests from now on (shutdown drain); running and queued ones continue.
   void stop_accepting();
   // Ends every queued and running request with kCancelled.

@@ -10,26 +10,9 @@ import threading
 import pytest
 
 from conftest import BIN, running_server
-from vision_support import (FFMPEG, PHOTO, SMALL, caption, caption_body, chat_body, convert,
+from vision_support import (picture, server, vlm,  # noqa: F401 (fixtures)
+                            FFMPEG, PHOTO, SMALL, caption, caption_body, chat_body, convert,
                             data_url, describe, png_claiming, source_picture, synth_vlm, upload)
-
-
-@pytest.fixture(scope="module")
-def vlm(tmp_path_factory):
-    return synth_vlm(tmp_path_factory.mktemp("vlm"), *SMALL)
-
-
-@pytest.fixture(scope="module")
-def server(vlm):
-    with running_server("-m", vlm[0], "--threads", 1, "--mmproj", vlm[1], "--parallel", "2") as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory):
-    if FFMPEG is None and not PHOTO.exists():
-        pytest.skip("needs ffmpeg or ../shared/media/test-1.jpeg to have a picture")
-    return source_picture(tmp_path_factory.mktemp("picture"))
 
 
 def bad_image_cases(picture, tmp_path):

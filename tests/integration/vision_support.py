@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, SHARED
+from conftest import BIN, SHARED, running_server
 
 PHOTO = SHARED / "media" / "test-1.jpeg"
 FFMPEG = shutil.which("ffmpeg")
@@ -102,3 +102,22 @@ def upload(server, filename, content, fields=None, path="/v1/inference"):
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return server.request("POST", path, body,
                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+# Module-scoped fixtures the vision test files share (imported there by name).
+@pytest.fixture(scope="module")
+def vlm(tmp_path_factory):
+    return synth_vlm(tmp_path_factory.mktemp("vlm"), *SMALL)
+
+
+@pytest.fixture(scope="module")
+def server(vlm):
+    with running_server("-m", vlm[0], "--threads", 1, "--mmproj", vlm[1], "--parallel", "2") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
+    if FFMPEG is None and not PHOTO.exists():
+        pytest.skip("needs ffmpeg or ../shared/media/test-1.jpeg to have a picture")
+    return source_picture(tmp_path_factory.mktemp("picture"))
