@@ -52,4 +52,19 @@ set_target_properties(mtmd PROPERTIES
 find_package(Threads REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# cpp-httplib 0.57.1, the copy the pinned llama.cpp tree vendors (llama-server's own HTTP
+# library), built by src/CMakeLists.txt as mmserve_httplib. Debian's 0.11.4 cannot tell a
+# handler that its client closed the connection (Request::is_connection_closed), which a
+# non-streamed request needs to be cancelled when its client leaves, and lacks four years of
+# fixes. With MMSERVE_SYSTEM_DEPS, point MMSERVE_HTTPLIB_DIR at a cpp-httplib >= 0.20 tree in
+# its split form (httplib.h + httplib.cpp).
+if(NOT MMSERVE_SYSTEM_DEPS)
+  set(MMSERVE_HTTPLIB_DIR "${MMSERVE_ENGINE_SOURCES}/llama.cpp/vendor/cpp-httplib" CACHE PATH
+      "cpp-httplib source (httplib.h, httplib.cpp)" FORCE)
+endif()
+if(NOT EXISTS "${MMSERVE_HTTPLIB_DIR}/httplib.cpp")
+  message(FATAL_ERROR "cpp-httplib not found at MMSERVE_HTTPLIB_DIR='${MMSERVE_HTTPLIB_DIR}': "
+                      "set it to a cpp-httplib >= 0.20 tree holding httplib.h and httplib.cpp")
+endif()
+find_package(OpenSSL 3 REQUIRED)  # https image fetches; TLS
+find_package(ZLIB REQUIRED)

@@ -25,11 +25,12 @@ WHISPER_VERSION=1.9.1
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libgtest-dev libgmock-dev
-  libcpp-httplib-dev nlohmann-json3-dev libssl-dev
+  nlohmann-json3-dev libssl-dev
   libjpeg-dev libpng-dev libgif-dev libwebp-dev libstb-dev
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev zlib1g-dev
   python3 python3-pytest pybind11-dev python3-dev python3-venv python3-requests
   ffmpeg sox prometheus
+  clang libclang-rt-14-dev
 )
 
 log() { printf '[deps] %s\n' "$*" >&2; }

@@ -182,17 +182,11 @@ class EventStream:
 
 
 def _stream_failure(event: Dict[str, Any]) -> Optional[MMServeError]:
-    """The error a final /v1/inference event reports, if any."""
-    reason = event.get("finish_reason")
-    message = str(event.get("error") or "")
-    if reason == "error":
-        return MMServeError(f"generation failed on the server: {message}", type="internal_error")
-    if reason == "cancelled":
-        if "deadline" in message:
-            return RequestTimeout(f"the request ran past the server's deadline: {message}",
-                                  type="timeout")
-        return ServerUnavailable("the server cancelled the request (shutting down)",
-                                 type="unavailable")
+    """The error a stream's event carries, if any: every endpoint ends a failed stream with one
+    ``{"error": {"message", "type", "param", "code"}}`` event, typed like an HTTP error body."""
+    if isinstance(event.get("error"), dict):
+        code = event["error"].get("code")
+        return error_from_response(code if isinstance(code, int) else None, event)
     return None
 
 
@@ -226,10 +220,10 @@ class RemoteBackend:
 
         def pieces(s: TextStream) -> Iterator[str]:
             for event in events:
+                failure = _stream_failure(event)
+                if failure is not None:
+                    raise failure
                 if "finish_reason" in event:
-                    failure = _stream_failure(event)
-                    if failure is not None:
-                        raise failure
                     s._finish(event.get("finish_reason"), event.get("usage"))
                 if event.get("output"):
                     yield event["output"]
@@ -247,8 +241,9 @@ class RemoteBackend:
         def pieces(s: TextStream) -> Iterator[str]:
             finish_reason = None
             for event in events:
-                if isinstance(event.get("error"), dict):
-                    raise error_from_response(None, event)
+                failure = _stream_failure(event)
+                if failure is not None:
+                    raise failure
                 for choice in event.get("choices") or []:
                     content = (choice.get("delta") or {}).get("content")
                     if content:

@@ -100,7 +100,7 @@ int run_describe(const std::vector<std::string>& args) {
   }
   std::fputc('\n', stdout);
   if (result.reason == engine::FinishReason::kError) {
-    throw Error(ErrorCode::kInternal, result.error);
+    throw result.error.value_or(Error(ErrorCode::kInternal, "generation failed"));
   }
   if (p.flag("--verbose")) {
     std::fprintf(stderr,

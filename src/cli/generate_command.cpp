@@ -79,7 +79,7 @@ int run_generate(const std::vector<std::string>& args) {
   while (batch.has_work()) batch.step();
   std::fputc('\n', stdout);
   if (result.reason == engine::FinishReason::kError)
-    throw Error(ErrorCode::kInternal, result.error);
+    throw result.error.value_or(Error(ErrorCode::kInternal, "generation failed"));
   if (p.flag("--verbose")) {
     std::fprintf(stderr, "[%d prompt tokens in %.1f ms, %d generated in %.1f ms, %s]\n",
                  result.prompt_tokens, result.prompt_ms, result.completion_tokens,

@@ -19,6 +19,9 @@ benchmarks what the real model would; its text is gibberish.
       --preset NAME   tiny (default), llama-3.2-1b, moe-small (8 experts, 2 used per token)
       --type T        f16 (default), f32, q8_0, q4_k_m (quantized from F16 by llama.cpp)
       --layers N      override the preset's layer count
+      --context N     override the preset's training context (tokens)
+      --embd N        override the preset's embedding width (heads keep their count)
+      --vocab N       override the preset's vocabulary size (at least 512)
       --seed N        weights seed (default 1234)
   -t, --threads N     quantizer threads (default: all cores)
 )";
@@ -26,7 +29,8 @@ benchmarks what the real model would; its text is gibberish.
 }  // namespace
 
 int run_synth_llm(const std::vector<std::string>& args) {
-  ArgParser p({"-o|--out", "--preset", "--type", "--layers", "--seed", "-t|--threads"},
+  ArgParser p({"-o|--out", "--preset", "--type", "--layers", "--context", "--embd", "--vocab",
+               "--seed", "-t|--threads"},
               {"-h|--help"});
   p.parse(args);
   if (p.flag("--help")) {
@@ -40,6 +44,9 @@ int run_synth_llm(const std::vector<std::string>& args) {
   synth::LlmSynthOptions options;
   options.shape = synth::llm_preset(p.get("--preset", "tiny"));
   options.shape.n_layer = p.get_int("--layers", options.shape.n_layer);
+  options.shape.n_ctx = p.get_int("--context", options.shape.n_ctx);
+  options.shape.n_embd = p.get_int("--embd", options.shape.n_embd);
+  options.shape.n_vocab = p.get_int("--vocab", options.shape.n_vocab);
   options.type = p.get("--type", "f16");
   options.seed = static_cast<uint64_t>(p.get_int("--seed", 1234));
   options.threads = p.get_int("--threads", 0);

@@ -98,7 +98,7 @@ int run_transcribe(const std::vector<std::string>& args) {
   const auto job =
       speech.submit(std::move(request), scheduler::SpeechJob::Clock::time_point::max());
   const auto& outcome = job->wait();
-  if (!outcome.error.empty()) throw Error(ErrorCode::kInternal, outcome.error);
+  if (outcome.error) throw *outcome.error;
   if (p.flag("--verbose")) {
     for (size_t i = 0; i < outcome.window_ms.size(); ++i) {
       std::fprintf(stderr, "mmserve: window %zu: %.0f ms\n", i + 1, outcome.window_ms[i]);

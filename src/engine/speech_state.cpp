@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "engine/backend.h"
 
 namespace mmserve::engine {
@@ -35,48 +36,8 @@ void on_logits(whisper_context*, whisper_state*, const whisper_token_data*, int 
   if (n_tokens == 0) static_cast<RunProbe*>(user)->first_steps.fetch_add(1);
 }
 
-size_t utf8_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return 2;
-  if (lead >= 0xE0 && lead <= 0xEF) return 3;
-  if (lead >= 0xF0 && lead <= 0xF4) return 4;
-  return 0;
-}
-
-bool valid_sequence(const std::string& s, size_t i, size_t n) {
-  if (i + n > s.size()) return false;
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xC0) != 0x80) return false;
-  }
-  if (n == 3) {  // no overlongs, no surrogates
-    if (b(0) == 0xE0 && b(1) < 0xA0) return false;
-    if (b(0) == 0xED && b(1) >= 0xA0) return false;
-  }
-  if (n == 4) {
-    if (b(0) == 0xF0 && b(1) < 0x90) return false;
-    if (b(0) == 0xF4 && b(1) >= 0x90) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
-std::string valid_utf8(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = utf8_length(static_cast<unsigned char>(text[i]));
-    if (n > 0 && valid_sequence(text, i, n)) {
-      out.append(text, i, n);
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
 
 SpeechState::SpeechState(std::shared_ptr<const SpeechModel> model) : model_(std::move(model)) {
   reset_state();
@@ -169,7 +130,8 @@ WindowResult SpeechState::run(const WindowTask& task) {
                          task.offset + whisper_full_get_segment_t0_from_state(state_, i) / 100.0);
     seg.end = std::clamp(task.offset + whisper_full_get_segment_t1_from_state(state_, i) / 100.0,
                          seg.start, window_end);
-    seg.text = valid_utf8(whisper_full_get_segment_text_from_state(state_, i));
+    // Byte-level tokens can end a segment inside a character.
+    seg.text = sanitize_utf8(whisper_full_get_segment_text_from_state(state_, i));
     seg.no_speech_prob = whisper_full_get_segment_no_speech_prob_from_state(state_, i);
     seg.seek = std::llround(task.offset * 100);
     double logprob_sum = 0;
@@ -177,7 +139,7 @@ WindowResult SpeechState::run(const WindowTask& task) {
     bool in_word = false;
     auto close_word = [&] {
       if (in_word) {
-        word.text = valid_utf8(word.text);
+        word.text = sanitize_utf8(word.text);
         seg.words.push_back(std::move(word));
       }
       word = {};

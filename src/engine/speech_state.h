@@ -88,8 +88,4 @@ class SpeechState : public WindowRunner {
   whisper_state* state_ = nullptr;
 };
 
-// Replaces every byte sequence that is not valid UTF-8 with U+FFFD. Whisper's byte-level tokens
-// can end a segment in the middle of a character; JSON and terminals need valid text.
-std::string valid_utf8(const std::string& text);
-
 }  // namespace mmserve::engine

@@ -60,9 +60,7 @@ struct TextBatch::Slot {
   uint64_t last_used = 0;
   Clock::time_point started, first_token;
 
-  int64_t reservation() const {
-    return static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
-  }
+  int64_t reservation() const { return TextBatch::reservation(request); }
   // Waiting at an image: every prompt token before it has been decoded (or is in this step).
   bool at_media() const {
     return media_next < request.media.size() && prompt_done == request.media[media_next].begin;
@@ -160,8 +158,8 @@ int64_t TextBatch::cells_in_use(const Slot* except) const {
   return used;
 }
 
-bool TextBatch::can_start(const GenerationRequest& request) const {
-  int64_t reserved = 0;
+bool TextBatch::can_start(const GenerationRequest& request, int64_t also_reserved) const {
+  int64_t reserved = also_reserved;
   bool free_slot = false;
   for (const auto& s : slots_) {
     if (s->active) {
@@ -171,8 +169,7 @@ bool TextBatch::can_start(const GenerationRequest& request) const {
     }
   }
   // Idle caches can always be evicted, so only running reservations constrain a start.
-  return free_slot &&
-         reserved + request.prompt.size() + request.max_tokens <= static_cast<uint64_t>(n_ctx_);
+  return free_slot && reserved + reservation(request) <= static_cast<int64_t>(n_ctx_);
 }
 
 TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallbacks callbacks) {
@@ -202,7 +199,7 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   slot.cache.resize(keep);
 
   // Make room: evict idle caches, least recently used first.
-  const int64_t need = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  const int64_t need = reservation(request);
   while (cells_in_use(&slot) + need > n_ctx_) {
     Slot* victim = nullptr;
     for (auto& s : slots_) {
@@ -258,7 +255,7 @@ double TextBatch::kv_usage() const {
   return static_cast<double>(cells_in_use(nullptr)) / static_cast<double>(n_ctx_);
 }
 
-void TextBatch::finish(Slot& slot, FinishReason reason, std::string error) {
+void TextBatch::finish(Slot& slot, FinishReason reason, std::optional<Error> error) {
   const auto now = Clock::now();
   SequenceResult result;
   result.reason = reason;
@@ -413,8 +410,8 @@ StepStats TextBatch::step() {
   llama_batch_free(batch);
 
   if (rc != 0) {
-    const std::string why = rc == 1 ? "no room left in the KV cache"
-                                    : "decode failed (code " + std::to_string(rc) + ")";
+    const Error why(ErrorCode::kInternal, rc == 1 ? "no room left in the KV cache"
+                                                   : "decode failed (code " + std::to_string(rc) + ")");
     for (Slot* s : in_batch) {
       if (s->active) finish(*s, FinishReason::kError, why);
     }
@@ -440,7 +437,7 @@ void TextBatch::media_step(StepStats& stats) {
       try {
         s.media_embd = vision_->encode(chunk);
       } catch (const Error& e) {
-        finish(s, FinishReason::kError, e.what());
+        finish(s, FinishReason::kError, e);
         return;
       }
       s.media_encoded = true;
@@ -455,8 +452,10 @@ void TextBatch::media_step(StepStats& stats) {
     stats.image_decode_ms += ms_between(t0, Clock::now());
     if (rc != 0) {
       finish(s, FinishReason::kError,
-             rc == 1 ? "no room left in the KV cache for the image"
-                     : "decoding the image embeddings failed (code " + std::to_string(rc) + ")");
+             Error(ErrorCode::kInternal,
+                   rc == 1 ? "no room left in the KV cache for the image"
+                           : "decoding the image embeddings failed (code " + std::to_string(rc) +
+                                 ")"));
       return;
     }
     s.pos = next;

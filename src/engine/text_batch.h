@@ -20,10 +20,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "engine/sampling.h"
 #include "engine/text_model.h"
 #include "engine/text_stream.h"
@@ -72,7 +74,7 @@ struct SequenceResult {
   int32_t completion_tokens = 0;
   double prompt_ms = 0;                // start to first token
   double generate_ms = 0;              // first token to finish
-  std::string error;                   // set when reason == kError
+  std::optional<Error> error;          // set when reason == kError, with its code
   std::vector<TokenLogprob> logprobs;  // one per generated token when top_logprobs > 0
 };
 
@@ -109,8 +111,14 @@ class TextBatch {
   // Throws Error(kInvalidInput) when the request can never run here (empty prompt, prompt plus
   // max_tokens over the context, bad sampling values).
   void validate(const GenerationRequest& request) const;
-  // True when a slot is free and enough KV cells can be freed for the request now.
-  bool can_start(const GenerationRequest& request) const;
+  // True when a slot is free and enough KV cells can be freed for the request now, counting
+  // `also_reserved` cells promised to requests admitted but not started yet (admissions in one
+  // scheduler step add up, so they never over-commit the pool together).
+  bool can_start(const GenerationRequest& request, int64_t also_reserved = 0) const;
+  // The cells a request reserves while it runs: prompt + max_tokens.
+  static int64_t reservation(const GenerationRequest& request) {
+    return static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  }
   // Starts a validated request that can_start; returns its id.
   SequenceId start(GenerationRequest request, SequenceCallbacks callbacks);
   // Ends a running sequence now with kCancelled; unknown ids are ignored.
@@ -126,7 +134,7 @@ class TextBatch {
 
  private:
   struct Slot;
-  void finish(Slot& slot, FinishReason reason, std::string error = {});
+  void finish(Slot& slot, FinishReason reason, std::optional<Error> error = std::nullopt);
   int64_t cells_in_use(const Slot* except) const;
   void sample_and_emit(Slot& slot, int32_t batch_index);
   // Runs one image unit (an encode, or the decode of encoded embeddings) of some sequence

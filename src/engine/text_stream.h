@@ -12,17 +12,6 @@
 
 namespace mmserve::engine {
 
-// Length of the longest prefix of `bytes` that ends on a complete UTF-8 character. Invalid
-// lead or continuation bytes count as complete (so they are passed on rather than held forever).
-size_t complete_utf8_prefix(std::string_view bytes);
-
-// True when `text` is well-formed UTF-8.
-bool is_valid_utf8(std::string_view text);
-
-// Replaces each byte that is not part of a well-formed UTF-8 character with U+FFFD, so that
-// what a model emits can always be put into JSON.
-std::string sanitize_utf8(std::string_view text);
-
 class TextStream {
  public:
   explicit TextStream(std::vector<std::string> stop_strings = {});

@@ -7,8 +7,10 @@
 #include "core/error.h"
 #include "engine/speech_transcript.h"
 #include "http/image_input.h"
+#include "http/json_output.h"
 #include "http/request_log.h"
 #include "http/routes.h"
+#include "http/streaming.h"
 #include "media/audio_decode.h"
 
 namespace mmserve::http {
@@ -40,8 +42,9 @@ float checked_temperature(double t, const std::string& field) {
   return static_cast<float>(t);
 }
 
-SpeechAnswer transcribe(runtime::Runtime& rt, std::span<const uint8_t> audio,
-                        const SpeechArgs& args, const SpeechFields& fields) {
+SpeechAnswer transcribe(runtime::Runtime& rt, const httplib::Request& req,
+                        std::span<const uint8_t> audio, const SpeechArgs& args,
+                        const SpeechFields& fields) {
   auto& speech = rt.speech();  // 400 without a speech model, 503 while loading
   const auto model = rt.speech_model();
   if (!model) throw Error(ErrorCode::kUnavailable, "the speech model is not loaded yet");
@@ -60,14 +63,13 @@ SpeechAnswer transcribe(runtime::Runtime& rt, std::span<const uint8_t> audio,
 
   const auto job = speech.submit(std::move(request),
                                  scheduler::SpeechJob::Clock::now() + rt.options().request_timeout);
-  SpeechAnswer answer{job->wait(), model->id()};
-  const auto& o = answer.outcome;
-  if (o.timed_out)
-    throw Error(ErrorCode::kTimeout, "the transcription took longer than its deadline");
-  if (o.cancelled) {
-    throw Error(ErrorCode::kUnavailable, "the transcription was cancelled (server shutting down)");
+  // A client that closes its connection cancels the job: its running window stops within one
+  // ggml graph and the rest are dropped.
+  while (!job->wait_for(kClientPoll)) {
+    if (req.is_connection_closed()) job->cancel(ErrorCode::kCancelled);
   }
-  if (!o.error.empty()) throw Error(ErrorCode::kInternal, "transcription failed: " + o.error);
+  SpeechAnswer answer{job->wait(), model->id()};
+  if (answer.outcome.error) throw *answer.outcome.error;
   return answer;
 }
 
@@ -85,43 +87,58 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "send multipart/form-data with the audio in the field 'file' (as OpenAI's API)",
                 "file");
   }
-  const httplib::MultipartFormData* file = nullptr;
+  const httplib::FormData* file = nullptr;
   SpeechArgs args;
   args.translate = translate;
   std::string format_name = "json";
   bool granularities = false;
-  for (const auto& [name, part] : req.files) {
-    if (name == "file") {
+  // Text fields arrive in req.form.fields, parts with a filename in req.form.files; a field
+  // sent as a file part (some clients do) is read the same way.
+  std::vector<std::pair<std::string, const std::string*>> text_parts;
+  for (const auto& [name, field] : req.form.fields) text_parts.emplace_back(name, &field.content);
+  for (const auto& [name, part] : req.form.files) {
+    if (name != "file") {
+      text_parts.emplace_back(name, &part.content);
+    } else if (file != nullptr) {
+      throw Error(ErrorCode::kInvalidInput, "the form field 'file' is given twice", "file");
+    } else {
       file = &part;
+    }
+  }
+  for (const auto& [name, content] : text_parts) {
+    const std::string& value = *content;
+    if (name == "file") {
+      throw Error(ErrorCode::kInvalidInput, "the form field 'file' must be an uploaded file",
+                  "file");
     } else if (name == "model") {
       // One speech model is loaded; any name ("whisper-1") selects it, as clients expect.
     } else if (name == "language" && !translate) {
-      args.language = part.content;
+      args.language = value;
     } else if (name == "prompt") {
-      args.prompt = part.content;
+      args.prompt = value;
     } else if (name == "temperature") {
       double t = -1;
       try {
         size_t used = 0;
-        t = std::stod(part.content, &used);
-        if (used != part.content.size()) t = -1;
+        t = std::stod(value, &used);
+        if (used != value.size()) t = -1;
       } catch (const std::exception&) {
       }
       args.temperature = checked_temperature(t, "temperature");
     } else if (name == "response_format") {
-      format_name = part.content;
+      format_name = value;
     } else if (name == "timestamp_granularities[]" || name == "timestamp_granularities") {
-      if (part.content == "word") {
+      if (value == "word") {
         args.words = true;
-      } else if (part.content != "segment") {
+      } else if (value != "segment") {
         throw Error(
             ErrorCode::kInvalidInput,
-            "timestamp_granularities[] takes 'segment' and 'word', not '" + part.content + "'",
+            "timestamp_granularities[] takes 'segment' and 'word', not '" + value + "'",
             "timestamp_granularities[]");
       }
       granularities = true;
     } else if (name == "stream") {
-      if (part.content == "true") {
+      if (value == "true") {
         throw Error(ErrorCode::kInvalidInput, "streamed transcriptions are not supported",
                     "stream");
       }
@@ -148,7 +165,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "timestamp_granularities[]");
   }
   const auto answer =
-      transcribe(rt, bytes_of(file->content), args, {"file", "language", "translate"});
+      transcribe(rt, req, bytes_of(file->content), args, {"file", "language", "translate"});
   res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
                   engine::transcript_content_type(format));
 }
@@ -170,7 +187,7 @@ Json segment_json(const engine::SpeechSegment& s, bool words) {
 
 void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
                               std::optional<std::string> upload, runtime::Runtime& rt,
-                              httplib::Response& res) {
+                              const httplib::Request& req, httplib::Response& res) {
   if (stream) {
     throw Error(ErrorCode::kInvalidInput, "task 'speech-transcribe' does not stream", "stream");
   }
@@ -211,7 +228,7 @@ void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
   const bool timestamps =
       opt_bool(params, "timestamps", "parameters").value_or(false) || args.words;
   const auto answer =
-      transcribe(rt, audio, args, {"input", "parameters.language", "parameters.translate"});
+      transcribe(rt, req, audio, args, {"input", "parameters.language", "parameters.translate"});
   const auto& o = answer.outcome;
   Json out = {{"id", new_request_id("inf-")},
               {"task", "speech-transcribe"},
@@ -227,7 +244,7 @@ void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
     for (const auto& s : o.transcript.segments) segments.push_back(segment_json(s, args.words));
     out["segments"] = std::move(segments);
   }
-  res.set_content(out.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  write_json(res, out);
 }
 
 void register_audio_routes(httplib::Server& server, runtime::Runtime& rt) {

@@ -19,6 +19,6 @@ namespace mmserve::http {
 // "timings"}.
 void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
                               std::optional<std::string> upload, runtime::Runtime& rt,
-                              httplib::Response& res);
+                              const httplib::Request& req, httplib::Response& res);
 
 }  // namespace mmserve::http

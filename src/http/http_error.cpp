@@ -21,13 +21,13 @@ int http_status(ErrorCode code) {
   return 500;
 }
 
-std::string error_json(const Error& error) {
+std::string error_json(const Error& error, int status) {
   nlohmann::json body = {
       {"error",
        {{"message", error.what()},
         {"type", error_code_name(error.code())},
         {"param", error.field().empty() ? nlohmann::json(nullptr) : nlohmann::json(error.field())},
-        {"code", http_status(error.code())}}}};
+        {"code", status > 0 ? status : http_status(error.code())}}}};
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -17,7 +17,8 @@ void write_error(httplib::Response& res, const Error& error);
 // For anything that is not an mmserve::Error: 500 without internals beyond what().
 void write_internal_error(httplib::Response& res, const std::exception& e);
 
-// The JSON text of an error body (also used inside SSE streams).
-std::string error_json(const Error& error);
+// The JSON text of an error body (also used inside SSE streams); "code" is the HTTP status,
+// http_status(error.code()) unless `status` is given (errors cpp-httplib found itself: 414...).
+std::string error_json(const Error& error, int status = 0);
 
 }  // namespace mmserve::http

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "http/http_error.h"
 #include "http/json_fields.h"
+#include "http/json_output.h"
 #include "http/metrics_routes.h"
 #include "http/request_log.h"
 #include "http/routes.h"
@@ -54,6 +55,7 @@ Json health_json(runtime::Runtime& rt) {
       j["text"] = {{"running", s.running},
                    {"waiting", s.waiting},
                    {"queue_capacity", s.queue_capacity},
+                   {"queue_full", s.full},
                    {"kv_cache_usage", s.kv_usage},
                    {"cancelled", s.cancelled},
                    {"steps", s.steps}};
@@ -126,9 +128,9 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
       write_error(res, Error(ErrorCode::kNotFound, "no route " + req.method + " " + req.path));
     } else {
       const int status = res.status;
-      write_error(res, Error(ErrorCode::kInvalidInput,
-                             "bad HTTP request (" + std::to_string(status) + ")"));
-      res.status = status;
+      const Error error(ErrorCode::kInvalidInput, "bad HTTP request (" + std::to_string(status) +
+                                                      " " + httplib::status_message(status) + ")");
+      res.set_content(error_json(error, status), "application/json");
     }
   });
   server_.set_exception_handler(
@@ -143,7 +145,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
       });
 
   server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(health_json(runtime_).dump(), "application/json");
+    write_json(res, health_json(runtime_));
   });
   server_.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     Json j = health_json(runtime_);
@@ -151,14 +153,14 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     bool ready = state == runtime::State::kReady;
     if (ready && runtime_.has_text()) {
       const auto s = runtime_.text().stats();
-      if (s.waiting >= s.queue_capacity) {
+      if (s.full) {  // the scheduler's own test: a request now would get 429
         ready = false;
         j["reason"] = "the wait queue is full";
       }
     }
     if (ready && runtime_.has_speech()) {
       const auto s = runtime_.speech().stats();
-      if (s.queued >= s.queue_capacity) {
+      if (s.full) {
         ready = false;
         j["reason"] = "the speech queue is full";
       }
@@ -168,7 +170,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     }
     j["status"] = ready ? "ready" : "unavailable";
     res.status = ready ? 200 : 503;
-    res.set_content(j.dump(), "application/json");
+    write_json(res, j);
   });
   register_inference_routes(server_, runtime_);
   register_openai_routes(server_, runtime_);

@@ -13,6 +13,7 @@
 #include "http/audio_routes.h"
 #include "http/image_input.h"
 #include "http/json_fields.h"
+#include "http/json_output.h"
 #include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
@@ -34,26 +35,44 @@ struct InferenceInput {
 InferenceInput read_input(const httplib::Request& req) {
   if (!req.is_multipart_form_data()) return {parse_json_object(req.body), std::nullopt};
   InferenceInput in{Json::object(), std::nullopt};
-  for (const auto& [name, part] : req.files) {
+  const auto set_upload = [&](const std::string& name, const std::string& content) {
+    if (in.upload || in.body.contains("input")) {
+      throw Error(ErrorCode::kInvalidInput, "more than one input file or field in the form", name);
+    }
+    in.upload = content;
+  };
+  const auto text_field = [&](const std::string& name, const std::string& content) {
+    if (name == "image" || name == "file") return set_upload(name, content);
+    if (in.body.contains(name) || (name == "input" && in.upload)) {
+      throw Error(ErrorCode::kInvalidInput, "form field '" + name + "' is given twice", name);
+    }
     if (name == "parameters") {
       try {
-        in.body["parameters"] = parse_json_object(part.content);
+        in.body["parameters"] = parse_json_object(content);
       } catch (const Error& e) {
         throw Error(e.code(), std::string("form field 'parameters': ") + e.what(), "parameters");
       }
-    } else if (name == "task") {
-      in.body["task"] = part.content;
+    } else if (name == "task" || name == "input") {
+      in.body[name] = content;
     } else if (name == "stream") {
-      in.body["stream"] = part.content == "true" || part.content == "1";
-    } else if ((name == "input" && !part.filename.empty()) || name == "image" || name == "file") {
-      in.upload = part.content;
-    } else if (name == "input") {
-      in.body["input"] = part.content;
+      if (content != "true" && content != "false" && content != "1" && content != "0") {
+        throw Error(ErrorCode::kInvalidInput, "form field 'stream' must be true or false",
+                    "stream");
+      }
+      in.body["stream"] = content == "true" || content == "1";
     } else {
       throw Error(ErrorCode::kInvalidInput,
                   "unknown form field '" + name +
                       "'; fields: task, input (text or file), image, file, parameters, stream",
                   name);
+    }
+  };
+  for (const auto& [name, field] : req.form.fields) text_field(name, field.content);
+  for (const auto& [name, file] : req.form.files) {
+    if (name == "input" || name == "image" || name == "file") {
+      set_upload(name, file.content);
+    } else {
+      text_field(name, file.content);  // a text field sent as a file part
     }
   }
   return in;
@@ -72,10 +91,27 @@ Json usage_json(const engine::SequenceResult& r) {
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, httplib::Response& res);
+                       runtime::Runtime& rt, const httplib::Request& req,
+                       httplib::Response& res);
+
+// The parameters each task implements; anything else answers 400 naming it. ("stream" may
+// also be given inside parameters.) An unknown task is refused by the caller.
+void reject_unsupported_parameters(const std::string& task, const Json& params) {
+  std::vector<std::string_view> fields;
+  if (task == "text-gen" || task == "image-caption") {
+    fields = {"max_tokens",     "temperature", "top_p", "top_k",  "min_p",  "stop",
+              "seed",           "repeat_penalty", "ignore_eos", "raw", "system", "stream"};
+    if (task == "image-caption") fields.emplace_back("prompt");
+  } else if (task == "speech-transcribe") {
+    fields = {"language", "translate", "timestamps", "words", "prompt", "temperature", "stream"};
+  } else {
+    return;
+  }
+  reject_unsupported_fields(params, "parameters", fields);
+}
 
 void handle_text_gen(const Json& body, const Json& params, bool stream, runtime::Runtime& rt,
-                     httplib::Response& res) {
+                     const httplib::Request& req, httplib::Response& res) {
   const auto input = opt_string(body, "input", "");
   if (!input)
     throw Error(ErrorCode::kInvalidInput, "field 'input' (the prompt text) is required", "input");
@@ -97,14 +133,14 @@ void handle_text_gen(const Json& body, const Json& params, bool stream, runtime:
   } else {
     request.prompt = model.tokenize(*input, true, false);
   }
-  submit_and_answer(std::move(request), "text-gen", stream, rt, res);
+  submit_and_answer(std::move(request), "text-gen", stream, rt, req, res);
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, httplib::Response& res) {
+                       runtime::Runtime& rt, const httplib::Request& req,
+                       httplib::Response& res) {
   auto& text = rt.text();
   const auto& model = text.model();
-  resolve_max_tokens(request, text.sequence_capacity());
 
   const auto deadline = scheduler::Generation::Clock::now() + rt.options().request_timeout;
   std::shared_ptr<scheduler::Generation> generation;
@@ -120,7 +156,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
   note_generation(generation, id, stream);
 
   if (!stream) {
-    const auto& outcome = generation->wait();
+    const auto& outcome = wait_for_answer(req, *generation);
     throw_if_failed(outcome);
     const Json out = {{"id", id},
                       {"task", task},
@@ -129,7 +165,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
                       {"finish_reason", engine::finish_reason_name(outcome.result.reason)},
                       {"usage", usage_json(outcome.result)},
                       {"timings", timings_json(outcome)}};
-    res.set_content(out.dump(), "application/json");
+    write_json(res, out);
     return;
   }
   counted_stream_generation(
@@ -137,7 +173,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
       {.opening = nullptr,
        .piece =
            [id, task](std::string_view piece) {
-             return sse_event(Json{{"id", id}, {"task", task}, {"output", piece}}.dump());
+             return sse_event(Json{{"id", id}, {"task", task}, {"output", piece}});
            },
        .closing =
            [id, model_id, task](const scheduler::GenerationOutcome& o) {
@@ -148,14 +184,13 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
                          {"finish_reason", engine::finish_reason_name(o.result.reason)},
                          {"usage", usage_json(o.result)},
                          {"timings", timings_json(o)}};
-             if (!o.result.error.empty()) end["error"] = o.result.error;
-             return sse_event(end.dump()) + sse_event("[DONE]");
+             return sse_event(end) + sse_done();
            }});
 }
 
 void handle_image_caption(const Json& body, const Json& params, bool stream,
                           std::optional<std::string> upload, runtime::Runtime& rt,
-                          httplib::Response& res) {
+                          const httplib::Request& req, httplib::Response& res) {
   rt.text();  // a server still loading answers 503, not "no projector"
   const auto vision = rt.vision();
   if (!vision) {
@@ -188,7 +223,7 @@ void handle_image_caption(const Json& body, const Json& params, bool stream,
   request.prompt = std::move(tokenized.tokens);
   request.media = std::move(tokenized.media);
   metrics::server_metrics().add_images(1);
-  submit_and_answer(std::move(request), "image-caption", stream, rt, res);
+  submit_and_answer(std::move(request), "image-caption", stream, rt, req, res);
 }
 
 }  // namespace
@@ -203,9 +238,11 @@ void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
         throw Error(ErrorCode::kInvalidInput,
                     std::string("field 'task' is required; valid tasks: ") + kValidTasks, "task");
       }
+      reject_unsupported_fields(body, "", {"task", "input", "parameters", "stream", "model"});
       const Json* params = opt_object(body, "parameters", "");
       const Json no_params = Json::object();
       const Json& p = params != nullptr ? *params : no_params;
+      reject_unsupported_parameters(*task, p);
       const bool stream = opt_bool(body, "stream", "").value_or(false) ||
                           opt_bool(p, "stream", "parameters").value_or(false);
       if (*task == "text-gen" || *task == "image-caption" || *task == "speech-transcribe") {
@@ -216,11 +253,11 @@ void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
                     "task '" + *task + "' takes no uploaded file; send 'input' as text", "input");
       }
       if (*task == "text-gen") {
-        handle_text_gen(body, p, stream, rt, res);
+        handle_text_gen(body, p, stream, rt, req, res);
       } else if (*task == "image-caption") {
-        handle_image_caption(body, p, stream, std::move(in.upload), rt, res);
+        handle_image_caption(body, p, stream, std::move(in.upload), rt, req, res);
       } else if (*task == "speech-transcribe") {
-        handle_speech_transcribe(body, p, stream, std::move(in.upload), rt, res);
+        handle_speech_transcribe(body, p, stream, std::move(in.upload), rt, req, res);
       } else {
         throw Error(ErrorCode::kInvalidInput,
                     "unknown task '" + *task + "'; valid tasks: " + kValidTasks, "task");

@@ -1,5 +1,6 @@
 #include "http/json_fields.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -24,6 +25,33 @@ std::string join_path(const std::string& parent, const char* key) {
   return parent.empty() ? std::string(key) : parent + "." + key;
 }
 
+void reject_unsupported_fields(const Json& obj, const std::string& path,
+                               const std::vector<std::string_view>& implemented,
+                               const std::vector<NoOpField>& no_ops) {
+  for (const auto& [key, value] : obj.items()) {
+    if (std::ranges::find(implemented, key) != implemented.end()) continue;
+    const std::string field = join_path(path, key.c_str());
+    const auto no_op =
+        std::ranges::find_if(no_ops, [&](const NoOpField& f) { return key == f.key; });
+    if (no_op == no_ops.end()) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "unknown or unsupported field '" + field + "'; this server does not implement it",
+                  field);
+    }
+    if (value.is_null() || std::ranges::find(no_op->accepted, value) != no_op->accepted.end()) {
+      continue;
+    }
+    std::string values;
+    for (const auto& v : no_op->accepted) {
+      values += (values.empty() ? "" : ", ") + v.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
+    throw Error(ErrorCode::kInvalidInput,
+                "field '" + field + "' is not supported by this server except as " + values +
+                    " (its no-op value)",
+                field);
+  }
+}
+
 Json parse_json_object(const std::string& body) {
   Json j;
   try {
@@ -33,6 +61,8 @@ Json parse_json_object(const std::string& body) {
                 "malformed JSON body at byte " + std::to_string(e.byte) + ": " +
                     (body.empty() ? std::string("the body is empty") : std::string(e.what())),
                 "body");
+  } catch (const Json::exception& e) {  // a number out of range (1e400), ...
+    throw Error(ErrorCode::kInvalidInput, std::string("unusable JSON body: ") + e.what(), "body");
   }
   if (!j.is_object()) {
     throw Error(ErrorCode::kInvalidInput,

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mmserve::http {
@@ -26,5 +27,18 @@ const Json* opt_object(const Json& obj, const char* key, const std::string& path
 std::vector<std::string> opt_string_list(const Json& obj, const char* key, const std::string& path);
 
 std::string join_path(const std::string& parent, const char* key);
+
+// A field the server does not implement but accepts at the value that makes it a no-op
+// (OpenAI's defaults: "n": 1, "presence_penalty": 0, ...); null is always accepted.
+struct NoOpField {
+  const char* key;
+  std::vector<Json> accepted;  // the values that change nothing
+};
+
+// Refuses what the server would otherwise silently ignore: any key of `obj` that is neither
+// implemented nor a no-op field at a no-op value is Error(kInvalidInput) naming it.
+void reject_unsupported_fields(const Json& obj, const std::string& path,
+                               const std::vector<std::string_view>& implemented,
+                               const std::vector<NoOpField>& no_ops = {});
 
 }  // namespace mmserve::http

@@ -3,9 +3,11 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "engine/text_stream.h"
 #include "http/image_input.h"
 #include "http/json_fields.h"
+#include "http/json_output.h"
 #include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
@@ -28,14 +30,58 @@ Json usage_json(const engine::SequenceResult& r) {
           {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
 }
 
-// OpenAI knows "stop" and "length" only; a cancelled stream never reaches a client.
+// OpenAI knows "stop" and "length" only; a failed or cancelled request ends with its error
+// instead of a finish reason (streaming.h).
 const char* openai_finish_reason(const engine::SequenceResult& r) {
   return r.reason == engine::FinishReason::kLength ? "length" : "stop";
 }
 
-void reject_unsupported(const Json& body) {
-  if (auto n = opt_integer(body, "n", ""); n && *n != 1) {
-    throw Error(ErrorCode::kInvalidInput, "only n=1 is supported", "n");
+// Fields every OpenAI text endpoint accepts at their no-op values (OpenAI's defaults); any other
+// value is refused rather than silently ignored.
+std::vector<NoOpField> openai_no_ops() {
+  return {{"n", {1}},
+          {"presence_penalty", {0}},
+          {"frequency_penalty", {0}},
+          {"logit_bias", {Json::object()}},
+          {"store", {false}},
+          {"service_tier", {"auto", "default"}}};
+}
+
+// Sampling and length fields implemented by read_generation_params, plus what both endpoints
+// read themselves, and `extra`. "model": the one loaded text model answers to any name (as
+// llama-server); "user": the client's end-user id, metadata that changes nothing.
+std::vector<std::string_view> openai_fields(std::initializer_list<std::string_view> extra) {
+  std::vector<std::string_view> fields = {
+      "model", "max_tokens", "temperature",    "top_p",  "top_k", "min_p", "repeat_penalty",
+      "seed",  "stop",       "ignore_eos",     "stream", "stream_options", "user"};
+  fields.insert(fields.end(), extra);
+  return fields;
+}
+
+void reject_unsupported_chat_fields(const Json& body) {
+  auto no_ops = openai_no_ops();
+  no_ops.push_back({"logprobs", {false}});
+  no_ops.push_back({"top_logprobs", {0}});
+  no_ops.push_back({"tools", {Json::array()}});
+  no_ops.push_back({"tool_choice", {"none"}});
+  no_ops.push_back({"parallel_tool_calls", {true, false}});
+  no_ops.push_back({"response_format", {Json{{"type", "text"}}}});
+  no_ops.push_back({"modalities", {Json::array({"text"})}});
+  reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}),
+                            no_ops);
+}
+
+void reject_unsupported_completion_fields(const Json& body) {
+  auto no_ops = openai_no_ops();
+  no_ops.push_back({"echo", {false}});
+  no_ops.push_back({"best_of", {1}});
+  no_ops.push_back({"suffix", {""}});
+  reject_unsupported_fields(body, "", openai_fields({"prompt", "logprobs"}), no_ops);
+}
+
+void reject_unsupported_stream_options(const Json& body) {
+  if (const Json* options = opt_object(body, "stream_options", "")) {
+    reject_unsupported_fields(*options, "stream_options", {"include_usage"});
   }
 }
 
@@ -119,6 +165,7 @@ std::vector<engine::ChatMessage> read_messages(const Json& body, ChatImages& ima
     const std::string path = "messages[" + std::to_string(i) + "]";
     if (!m.is_object())
       throw Error(ErrorCode::kInvalidInput, "field '" + path + "' must be an object", path);
+    reject_unsupported_fields(m, path, {"role", "content"}, {{"name", {}}, {"refusal", {}}});
     auto role = opt_string(m, "role", path);
     if (!role)
       throw Error(ErrorCode::kInvalidInput, "field '" + path + ".role' is required",
@@ -154,7 +201,10 @@ Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Ru
   if (const Json* options = opt_object(body, "stream_options", "")) {
     p.include_usage = opt_bool(*options, "include_usage", "stream_options").value_or(false);
   }
-  resolve_max_tokens(request, text.sequence_capacity(), default_max_tokens);
+  if (request.max_tokens == 0 && default_max_tokens) {
+    const auto room = text.sequence_capacity() - static_cast<int32_t>(request.prompt.size());
+    request.max_tokens = std::max(1, std::min(*default_max_tokens, room));
+  }
   p.model_id = text.model().id();
   p.generation = text.submit(std::move(request),
                              scheduler::Generation::Clock::now() + rt.options().request_timeout);
@@ -163,7 +213,8 @@ Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Ru
 
 void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   const Json body = parse_json_object(req.body);
-  reject_unsupported(body);
+  reject_unsupported_chat_fields(body);
+  reject_unsupported_stream_options(body);
   ChatImages images{rt, nullptr, {}};
   const auto messages = read_messages(body, images);
   auto& text = rt.text();
@@ -185,7 +236,7 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
   note_generation(p.generation, id, p.stream);
 
   if (!p.stream) {
-    const auto& o = p.generation->wait();
+    const auto& o = wait_for_answer(req, *p.generation);
     throw_if_failed(o);
     const Json out = {{"id", id},
                       {"object", "chat.completion"},
@@ -197,7 +248,7 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
                          {"logprobs", nullptr},
                          {"finish_reason", openai_finish_reason(o.result)}}}},
                       {"usage", usage_json(o.result)}};
-    res.set_content(out.dump(), "application/json");
+    write_json(res, out);
     return;
   }
   auto chunk = [id, created, model = p.model_id](const Json& delta, const Json& finish) {
@@ -213,34 +264,26 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
       res, p.generation,
       {.opening =
            [chunk] {
-             return sse_event(chunk({{"role", "assistant"}, {"content", ""}}, nullptr).dump());
+             return sse_event(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
            },
        .piece =
            [chunk](std::string_view t) {
-             return sse_event(chunk({{"content", t}}, nullptr).dump());
+             return sse_event(chunk({{"content", t}}, nullptr));
            },
        .closing =
            [chunk, id, created, model = p.model_id,
             usage = p.include_usage](const scheduler::GenerationOutcome& o) {
              std::string out;
-             if (o.result.reason == engine::FinishReason::kError || o.timed_out) {
-               out +=
-                   sse_event(Json{{"error",
-                                   {{"message", o.timed_out ? "deadline exceeded" : o.result.error},
-                                    {"type", o.timed_out ? "timeout" : "internal_error"}}}}
-                                 .dump());
-             }
-             out += sse_event(chunk(Json::object(), openai_finish_reason(o.result)).dump());
+             out += sse_event(chunk(Json::object(), openai_finish_reason(o.result)));
              if (usage) {
                out += sse_event(Json{{"id", id},
                                      {"object", "chat.completion.chunk"},
                                      {"created", created},
                                      {"model", model},
                                      {"choices", Json::array()},
-                                     {"usage", usage_json(o.result)}}
-                                    .dump());
+                                     {"usage", usage_json(o.result)}});
              }
-             return out + sse_event("[DONE]");
+             return out + sse_done();
            }});
 }
 
@@ -251,10 +294,10 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
        offsets = Json::array();
   size_t offset = 0;
   for (const auto& t : r.logprobs) {
-    tokens.push_back(engine::sanitize_utf8(t.piece));
+    tokens.push_back(sanitize_utf8(t.piece));
     token_logprobs.push_back(t.logprob);
     Json alternatives = Json::object();
-    for (const auto& [piece, lp] : t.top) alternatives[engine::sanitize_utf8(piece)] = lp;
+    for (const auto& [piece, lp] : t.top) alternatives[sanitize_utf8(piece)] = lp;
     top.push_back(alternatives);
     offsets.push_back(offset);
     offset += t.piece.size();
@@ -267,7 +310,8 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
 
 void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   const Json body = parse_json_object(req.body);
-  reject_unsupported(body);
+  reject_unsupported_completion_fields(body);
+  reject_unsupported_stream_options(body);
   std::string prompt;
   const auto it = body.find("prompt");
   if (it != body.end() && it->is_string()) {
@@ -301,7 +345,7 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
     return Json{{"text", t}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}};
   };
   if (!p.stream) {
-    const auto& o = p.generation->wait();
+    const auto& o = wait_for_answer(req, *p.generation);
     throw_if_failed(o);
     Json out = {{"id", id},
                 {"object", "text_completion"},
@@ -310,7 +354,7 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
                 {"choices", Json::array({choice(o.result.text, openai_finish_reason(o.result))})},
                 {"usage", usage_json(o.result)}};
     if (!o.result.logprobs.empty()) out["choices"][0]["logprobs"] = legacy_logprobs(o.result);
-    res.set_content(out.dump(), "application/json");
+    write_json(res, out);
     return;
   }
   auto event = [id, created, model = p.model_id](const Json& choices) {
@@ -325,13 +369,13 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
       {.opening = nullptr,
        .piece =
            [event, choice](std::string_view t) {
-             return sse_event(event(Json::array({choice(t, nullptr)})).dump());
+             return sse_event(event(Json::array({choice(t, nullptr)})));
            },
        .closing =
            [event, choice, usage = p.include_usage](const scheduler::GenerationOutcome& o) {
              Json last = event(Json::array({choice("", openai_finish_reason(o.result))}));
              if (usage) last["usage"] = usage_json(o.result);
-             return sse_event(last.dump()) + sse_event("[DONE]");
+             return sse_event(last) + sse_done();
            }});
 }
 
@@ -382,7 +426,7 @@ void register_openai_routes(httplib::Server& server, runtime::Runtime& rt) {
                           {"multilingual", speech->multilingual()},
                           {"tasks", Json::array({"speech-transcribe"})}}}});
       }
-      res.set_content(Json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+      write_json(res, Json{{"object", "list"}, {"data", data}});
     });
   });
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/error.h"
 #include "http/log_sink.h"
 #include "metrics/server_metrics.h"
 
@@ -32,6 +33,10 @@ struct Record {
   std::shared_ptr<scheduler::Generation> generation;
   std::string response_id;
   bool stream = false;
+  // A stream's line, begun by the logger (which cpp-httplib calls before the body is sent)
+  // and completed when the stream is released.
+  std::optional<RequestLogEntry> deferred;
+  RequestLogOptions deferred_options;
 };
 thread_local Record t_record;
 
@@ -87,6 +92,59 @@ double round3(double v) {
   return static_cast<double>(static_cast<int64_t>(v * 1000 + (v >= 0 ? 0.5 : -0.5))) / 1000;
 }
 
+// Adds what the generation did, counts the request and writes its line; ends the record.
+void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
+  e.time = std::chrono::system_clock::now();
+  if (auto& g = t_record.generation) {
+    // The response is over: nobody reads what a generation still running would produce (a
+    // client that left mid-stream). End it, so the line reports what it really did.
+    if (!g->finished()) {
+      g->cancel();
+      const auto until = Clock::now() + kCancelWait;
+      bool finished = false;
+      while (!finished && Clock::now() < until)
+        g->take_text(std::chrono::milliseconds(20), finished);
+    }
+    RequestLogEntry::Generation gen;
+    gen.response_id = t_record.response_id;
+    gen.stream = t_record.stream;
+    if (g->finished()) {
+      const auto& o = g->wait();
+      const auto& r = o.result;
+      gen.finish_reason = o.error ? error_code_name(o.error->code())
+                                  : engine::finish_reason_name(r.reason);
+      gen.queue_ms = o.queue_ms;
+      if (r.completion_tokens > 0) gen.ttft_ms = o.queue_ms + r.prompt_ms;
+      gen.generate_ms = r.generate_ms;
+      gen.prompt_tokens = r.prompt_tokens;
+      gen.cached_prompt_tokens = r.cached_prompt_tokens;
+      gen.completion_tokens = r.completion_tokens;
+      if (options.capture_text) e.output = truncated(r.text);
+    } else {
+      gen.finish_reason = "unknown";
+    }
+    e.generation = std::move(gen);
+  }
+
+  count(e.status);  // a stream cut short was not counted at its close
+  if (!t_record.endpoint.empty()) {
+    e.endpoint = t_record.endpoint;
+    e.route = "local";
+    e.task = task_label();
+  }
+  e.duration_ms = seconds_since(t_record.start) * 1000;
+  t_record = Record{};  // also releases the generation
+
+  LogSink::standard_error().write_line(format_log_line(e));
+}
+
+void complete_deferred() {
+  if (!t_record.deferred) return;
+  RequestLogEntry e = std::move(*t_record.deferred);
+  t_record.deferred.reset();
+  complete_entry(std::move(e), t_record.deferred_options);
+}
+
 }  // namespace
 
 std::string sanitize_request_id(std::string_view raw) {
@@ -140,10 +198,12 @@ void counted_stream_generation(httplib::Response& res,
     if (t_record.active) count(200);
     return bytes;
   };
-  stream_generation(res, std::move(generation), std::move(format));
+  // The stream is released on the same worker thread, after its last byte.
+  stream_generation(res, std::move(generation), std::move(format), [] { complete_deferred(); });
 }
 
 void begin_request(const httplib::Request& req) {
+  complete_deferred();  // a stream whose release never came (defensive)
   t_record = Record{};
   t_record.active = true;
   t_record.start = Clock::now();
@@ -162,49 +222,11 @@ void after_response(const httplib::Request& req, const httplib::Response& res,
                     const RequestLogOptions& options) {
   if (!t_record.active) begin_request(req);
   RequestLogEntry e;
-  e.time = std::chrono::system_clock::now();
   e.id = t_record.id;
   e.method = req.method;
   e.path = req.path;
   e.remote_addr = req.remote_addr;
   e.status = res.status;
-
-  if (auto& g = t_record.generation) {
-    // The response is over: nobody reads what a generation still running would produce (a
-    // client that left mid-stream). End it, so the line reports what it really did.
-    if (!g->finished()) {
-      g->cancel();
-      const auto until = Clock::now() + kCancelWait;
-      bool finished = false;
-      while (!finished && Clock::now() < until)
-        g->take_text(std::chrono::milliseconds(20), finished);
-    }
-    RequestLogEntry::Generation gen;
-    gen.response_id = t_record.response_id;
-    gen.stream = t_record.stream;
-    if (g->finished()) {
-      const auto& o = g->wait();
-      const auto& r = o.result;
-      gen.finish_reason = o.timed_out ? "timeout" : engine::finish_reason_name(r.reason);
-      gen.queue_ms = o.queue_ms;
-      if (r.completion_tokens > 0) gen.ttft_ms = o.queue_ms + r.prompt_ms;
-      gen.generate_ms = r.generate_ms;
-      gen.prompt_tokens = r.prompt_tokens;
-      gen.cached_prompt_tokens = r.cached_prompt_tokens;
-      gen.completion_tokens = r.completion_tokens;
-      if (options.capture_text) e.output = truncated(r.text);
-    } else {
-      gen.finish_reason = "unknown";
-    }
-    e.generation = std::move(gen);
-  }
-
-  count(res.status);  // a stream cut short was not counted at its close
-  if (!t_record.endpoint.empty()) {
-    e.endpoint = t_record.endpoint;
-    e.route = "local";
-    e.task = task_label();
-  }
   if (res.status >= 400 && res.get_header_value("Content-Type").starts_with("application/json")) {
     const auto body = nlohmann::json::parse(res.body, nullptr, false);
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
@@ -214,10 +236,12 @@ void after_response(const httplib::Request& req, const httplib::Response& res,
     }
   }
   if (options.capture_text) e.request_body = truncated(req.body);
-  e.duration_ms = seconds_since(t_record.start) * 1000;
-  t_record = Record{};  // also releases the generation
-
-  LogSink::standard_error().write_line(format_log_line(e));
+  if (t_record.stream && t_record.generation && res.status == 200) {
+    t_record.deferred = std::move(e);  // the body is still to be sent: see complete_deferred
+    t_record.deferred_options = options;
+    return;
+  }
+  complete_entry(std::move(e), options);
 }
 
 void flush_request_log(std::chrono::milliseconds timeout) {
@@ -227,8 +251,9 @@ void flush_request_log(std::chrono::milliseconds timeout) {
 std::string format_log_line(const RequestLogEntry& e) {
   OrderedJson j;
   j["ts"] = rfc3339_utc(e.time);
-  const bool failed_generation = e.generation && (e.generation->finish_reason == "error" ||
-                                                  e.generation->finish_reason == "timeout");
+  const bool failed_generation =
+      e.generation && (e.generation->finish_reason == "internal_error" ||
+                       e.generation->finish_reason == "timeout");
   j["level"] = e.status >= 500 || failed_generation ? "error" : e.status >= 400 ? "warn" : "info";
   j["msg"] = "request";
   j["id"] = e.id;

@@ -1,36 +1,62 @@
 // Server-sent events for a running generation, and the blocking wait for a non-streamed one.
-// A client that stops reading (a failed write) cancels its generation at once, which frees
-// its sequence for the next request.
+//
+// Invariant of the HTTP layer: no exception ever reaches cpp-httplib. Handlers run inside
+// guarded() (routes.h), which turns any exception into the endpoint's JSON error; a stream's
+// content provider runs after the handler returned, so stream_generation() catches everything
+// itself and ends the stream with one error event (sse_error) in the API's error shape. A stream
+// that failed (deadline, engine failure, shutdown) never reports a normal finish and never sends
+// [DONE]: its last event is the error.
+//
+// Clients that leave: a failed write (streams) or a closed connection (non-streamed waits, seen
+// through Request::is_connection_closed) cancels the generation, which frees its sequence at the
+// scheduler's next step.
 #pragma once
 
 #include <httplib.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
+#include "core/error.h"
 #include "scheduler/generation.h"
 
 namespace mmserve::http {
 
-// A non-streamed generation that ended without its answer (deadline, engine failure, shutdown)
-// becomes the HTTP error for it; a normal end (stop, length) returns.
+// How often a waiting handler asks whether its client is still connected.
+inline constexpr std::chrono::milliseconds kClientPoll{25};
+
+// A generation that ended without its answer (deadline, engine failure, shutdown, client gone)
+// becomes the typed error it carries; a normal end (stop, length) returns.
 void throw_if_failed(const scheduler::GenerationOutcome& outcome);
 
-// One SSE "data:" event.
-std::string sse_event(const std::string& payload);
+// Waits for a non-streamed generation; cancels it when the client closes the connection.
+const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
+                                                    scheduler::Generation& generation);
+
+// One SSE "data:" event holding a JSON document (serialized tolerantly, see json_output.h).
+std::string sse_event(const nlohmann::json& payload);
+// The normal terminator: data: [DONE]
+std::string sse_done();
+// The failure event, the same {"error": {"message", "type", "param", "code"}} object every
+// endpoint answers with (http_error.h); OpenAI's client libraries raise it as an APIError.
+std::string sse_error(const Error& error);
 
 struct StreamFormat {
-  // Payloads (already framed with sse_event) to send for the first event; may be empty.
+  // Events (already framed with sse_event) for the start of the stream; may be empty.
   std::function<std::string()> opening;
   // For each piece of new text.
   std::function<std::string(std::string_view text)> piece;
-  // After the end: final event(s), including the terminator.
+  // After a normal end (stop, length): the final event(s), including sse_done().
   std::function<std::string(const scheduler::GenerationOutcome&)> closing;
 };
 
+// `on_release`, when given, runs once on the request's worker thread after the stream ended,
+// however it ended (cpp-httplib releases the provider when the response is destroyed).
 void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Generation> generation,
-                       StreamFormat format);
+                       StreamFormat format, std::function<void()> on_release = nullptr);
 
 }  // namespace mmserve::http

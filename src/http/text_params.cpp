@@ -47,11 +47,4 @@ void read_generation_params(const Json& obj, const std::string& path, engine::Ge
   }
 }
 
-void resolve_max_tokens(engine::GenerationRequest& r, int32_t capacity,
-                        std::optional<int32_t> fallback) {
-  if (r.max_tokens > 0) return;
-  const int32_t room = capacity - static_cast<int32_t>(r.prompt.size());
-  r.max_tokens = std::max(1, fallback ? std::min(*fallback, room) : room);
-}
-
 }  // namespace mmserve::http

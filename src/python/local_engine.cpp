@@ -77,17 +77,11 @@ CompletionResult Completion::result() const {
     throw Error(ErrorCode::kInternal, "result() called before the completion finished");
   }
   const auto& o = generation_->wait();
-  if (o.timed_out) throw Error(ErrorCode::kTimeout, "the request took longer than its deadline");
-  switch (o.result.reason) {
-    case engine::FinishReason::kError:
-      throw Error(ErrorCode::kInternal, "generation failed: " + o.result.error);
-    case engine::FinishReason::kCancelled:
-      if (engine_closed_->load()) {
-        throw Error(ErrorCode::kModelUnavailable, "the model was closed while generating", "model");
-      }
-      throw Error(ErrorCode::kCancelled, "the request was cancelled");
-    case engine::FinishReason::kStop:
-    case engine::FinishReason::kLength: break;
+  if (o.error) {
+    if (o.error->code() != ErrorCode::kTimeout && engine_closed_->load()) {
+      throw Error(ErrorCode::kModelUnavailable, "the model was closed while generating", "model");
+    }
+    throw *o.error;
   }
   CompletionResult r;
   r.text = o.result.text;
@@ -172,10 +166,6 @@ std::unique_ptr<Completion> LocalEngine::submit(std::shared_ptr<scheduler::TextS
                                                 std::vector<engine::Token> prompt,
                                                 const TextOptions& options) {
   engine::GenerationRequest request = make_request(std::move(prompt), options);
-  if (request.max_tokens == 0) {  // as the server's resolve_max_tokens: what is left
-    const int32_t room = text->sequence_capacity() - static_cast<int32_t>(request.prompt.size());
-    request.max_tokens = std::max(1, room);
-  }
   auto generation =
       text->submit(std::move(request), scheduler::Generation::Clock::now() + kNoDeadline);
   return std::make_unique<Completion>(std::move(generation), closed_);

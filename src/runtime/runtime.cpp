@@ -68,7 +68,7 @@ ThreadSplit split_threads(const RuntimeOptions& o) {
 // Connects the speech scheduler to the process-wide metrics.
 void observe_speech_metrics(scheduler::SpeechScheduler& speech) {
   speech.set_observer([](const scheduler::SpeechOutcome& o) {
-    if (!o.cancelled && o.error.empty()) {
+    if (!o.error) {
       metrics::server_metrics().add_audio_seconds(o.transcript.duration);
     }
   });

@@ -17,6 +17,11 @@ const GenerationOutcome& Generation::wait() {
   return *outcome_;
 }
 
+bool Generation::wait_for(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, wait, [&] { return outcome_.has_value(); });
+}
+
 bool Generation::finished() const {
   std::lock_guard lock(mutex_);
   return outcome_.has_value();

@@ -13,14 +13,22 @@
 #include <optional>
 #include <string>
 
+#include "core/error.h"
 #include "engine/text_batch.h"
 
 namespace mmserve::scheduler {
 
+// How a request ended. `error` is set exactly when it did not end normally (stop or length),
+// with the code the edge turns into a status: kTimeout (its deadline passed), kCancelled (its
+// client went away), kUnavailable (the server is shutting down), kInternal (the engine failed).
+// The code travels with the result; nothing downstream reads the message to tell them apart.
 struct GenerationOutcome {
   engine::SequenceResult result;
-  double queue_ms = 0;     // submitted to started
-  bool timed_out = false;  // ended by its deadline (result.reason is kCancelled)
+  double queue_ms = 0;  // submitted to started
+  std::optional<Error> error;
+
+  bool ok() const { return !error.has_value(); }
+  bool timed_out() const { return error && error->code() == ErrorCode::kTimeout; }
 };
 
 class Generation {
@@ -35,6 +43,8 @@ class Generation {
   std::string take_text(std::chrono::milliseconds wait, bool& finished);
   // Blocks until the outcome is in, then returns it.
   const GenerationOutcome& wait();
+  // Waits up to `wait`; true when the outcome is in.
+  bool wait_for(std::chrono::milliseconds wait);
   bool finished() const;
   // Asks the scheduler to stop this request (client gone); it finishes with kCancelled soon.
   void cancel() { cancelled_.store(true); }

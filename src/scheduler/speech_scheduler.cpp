@@ -40,12 +40,25 @@ const SpeechOutcome& SpeechJob::wait() {
   return *outcome_;
 }
 
+bool SpeechJob::wait_for(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mutex_);
+  const auto until = std::min(deadline_, Clock::now() + wait);
+  if (changed_.wait_until(lock, until, [&] { return outcome_.has_value(); })) return true;
+  if (Clock::now() >= deadline_) {
+    timed_out_.store(true);
+    lock.unlock();
+    cancel();
+  }
+  return false;
+}
+
 bool SpeechJob::finished() const {
   std::lock_guard lock(mutex_);
   return outcome_.has_value();
 }
 
-void SpeechJob::cancel() {
+void SpeechJob::cancel(ErrorCode why) {
+  if (!cancelled_.load()) cancel_reason_.store(why);  // the first reason given wins
   cancelled_.store(true);
   std::shared_ptr<SpeechSchedulerCore> core;
   {
@@ -67,6 +80,14 @@ void SpeechJob::finish(SpeechOutcome outcome) {
   {
     std::lock_guard lock(mutex_);
     outcome.timed_out = timed_out_.load();
+    if (outcome.timed_out) {
+      outcome.error = Error(ErrorCode::kTimeout, "the transcription ran past its deadline");
+    } else if (outcome.cancelled && !outcome.error) {
+      outcome.error = cancel_reason_.load() == ErrorCode::kCancelled
+                          ? Error(ErrorCode::kCancelled, "the client went away")
+                          : Error(ErrorCode::kUnavailable,
+                                  "the server is shutting down; the transcription was cancelled");
+    }
     outcome_ = std::move(outcome);
   }
   changed_.notify_all();
@@ -131,9 +152,7 @@ std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
   {
     std::lock_guard lock(core_->mutex);
     if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
-    const auto waiting = std::count_if(active_.begin(), active_.end(),
-                                       [](const auto& x) { return x->last_served == 0; });
-    if (waiting >= options_.queue_size) {
+    if (queue_full_locked()) {
       throw Error(ErrorCode::kBusy, "the speech queue is full (" +
                                         std::to_string(options_.queue_size) +
                                         " requests); retry later");
@@ -164,7 +183,7 @@ void SpeechScheduler::cancel_all() {
     std::lock_guard lock(core_->mutex);
     for (const auto& a : active_) jobs.push_back(a->job);
   }
-  for (const auto& job : jobs) job->cancel();
+  for (const auto& job : jobs) job->cancel(ErrorCode::kUnavailable);
   core_->wake.notify_all();
 }
 
@@ -178,12 +197,22 @@ SpeechStats SpeechScheduler::stats() const {
         std::count_if(active_.begin(), active_.end(), [](const auto& a) { return !a->running; }));
     s.queued = static_cast<int32_t>(std::count_if(
         active_.begin(), active_.end(), [](const auto& a) { return a->last_served == 0; }));
+    s.full = queue_full_locked();
   }
   s.parallel = static_cast<int32_t>(runners_.size());
   s.queue_capacity = options_.queue_size;
   s.windows_done = windows_done_.load();
   s.cancelled = cancelled_.load();
   return s;
+}
+
+bool SpeechScheduler::queue_full_locked() const {
+  // Requests not started yet, beyond those a free state takes at once (so --queue-size 0
+  // means "never wait", as for text).
+  const auto queued = std::count_if(active_.begin(), active_.end(),
+                                    [](const auto& x) { return x->last_served == 0; });
+  const auto free_states = std::max<int64_t>(0, static_cast<int64_t>(runners_.size()) - running_);
+  return queued >= options_.queue_size + free_states;
 }
 
 void SpeechScheduler::set_observer(SpeechObserver observer) {
@@ -312,7 +341,7 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     lock.unlock();
 
     engine::WindowResult result;
-    std::string error;
+    std::optional<Error> error;
     bool cancelled = false;
     try {
       result = runner.run(task);
@@ -320,10 +349,10 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
       if (e.code() == ErrorCode::kCancelled) {
         cancelled = true;
       } else {
-        error = e.what();
+        error = e;
       }
     } catch (const std::exception& e) {
-      error = std::string("speech engine failure: ") + e.what();
+      error = Error(ErrorCode::kInternal, std::string("speech engine failure: ") + e.what());
     }
 
     lock.lock();
@@ -335,8 +364,8 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     if (cancelled || a->job->cancel_requested()) {
       a->outcome.cancelled = true;
       done = true;
-    } else if (!error.empty()) {
-      a->outcome.error = error;
+    } else if (error) {
+      a->outcome.error = std::move(error);
       done = true;
     } else {
       auto& t = a->outcome.transcript;

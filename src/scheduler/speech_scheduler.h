@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "engine/speech_model.h"
 #include "engine/speech_state.h"
 #include "engine/speech_transcript.h"
@@ -59,7 +60,9 @@ struct SpeechOutcome {
   std::vector<double> window_ms;
   bool timed_out = false;
   bool cancelled = false;  // by the client, a shutdown, or the deadline
-  std::string error;       // an engine failure; empty on success
+  // Set exactly when the request did not complete, with its code: kTimeout (deadline),
+  // kCancelled (the client went away), kUnavailable (shutdown), or the engine's failure.
+  std::optional<Error> error;
 };
 
 struct SpeechSchedulerCore;  // the mutex and condition variable jobs wake
@@ -71,9 +74,13 @@ class SpeechJob {
 
   // Blocks until the outcome is in. At the deadline, cancels the job and reports timed_out.
   const SpeechOutcome& wait();
+  // Waits up to `wait` (and at most until the deadline, which cancels the job as wait() does);
+  // true when the outcome is in.
+  bool wait_for(std::chrono::milliseconds wait);
   bool finished() const;
-  // Stops the job soon (client gone); its outcome says cancelled.
-  void cancel();
+  // Stops the job soon; its outcome says cancelled, with `why` as its error code (kCancelled:
+  // the client went away; kUnavailable: shutdown).
+  void cancel(ErrorCode why = ErrorCode::kCancelled);
 
   // Scheduler side.
   const std::atomic<bool>* abort_flag() const { return &cancelled_; }
@@ -88,6 +95,7 @@ class SpeechJob {
   std::weak_ptr<SpeechSchedulerCore> core_;  // guarded by mutex_
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> timed_out_{false};
+  std::atomic<ErrorCode> cancel_reason_{ErrorCode::kCancelled};
   const Clock::time_point deadline_;
 };
 
@@ -104,6 +112,7 @@ struct SpeechStats {
   int32_t queued = 0;    // of those, requests not started yet (what queue_size bounds)
   int32_t parallel = 0;  // whisper states
   int32_t queue_capacity = 0;
+  bool full = false;  // a request submitted now would be refused with kBusy
   uint64_t windows_done = 0;
   uint64_t cancelled = 0;
 };
@@ -136,6 +145,8 @@ class SpeechScheduler {
   void work(engine::WindowRunner& runner, size_t index);
   // Threads for a window starting now (see the class comment).
   int32_t threads_for_window_locked() const;
+  // Under the lock: a request submitted now would be refused (kBusy).
+  bool queue_full_locked() const;
   // Finishes requests cancelled while queued, even when every state is busy.
   void reap();
   // Under the lock: the next window to run, or null. Finishes jobs cancelled while waiting.

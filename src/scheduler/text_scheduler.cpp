@@ -11,6 +11,20 @@ double ms_since(Generation::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Generation::Clock::now() - t).count();
 }
 
+// The typed reason a request was cancelled: its deadline, its client, or the shutdown.
+Error why_cancelled(const Generation& generation, const char* when) {
+  if (Generation::Clock::now() >= generation.deadline()) {
+    return Error(ErrorCode::kTimeout,
+                 std::string("the request ran past its deadline (--timeout) ") + when);
+  }
+  if (generation.cancel_requested()) {
+    return Error(ErrorCode::kCancelled,
+                 std::string("the request was cancelled by its client (gone or asked) ") + when);
+  }
+  return Error(ErrorCode::kUnavailable,
+               std::string("the server is shutting down; the request was cancelled ") + when);
+}
+
 }  // namespace
 
 TextScheduler::TextScheduler(std::unique_ptr<engine::TextBatch> batch, SchedulerOptions options)
@@ -32,8 +46,31 @@ int32_t TextScheduler::sequence_capacity() const {
   return std::min(batch_->n_ctx(), batch_->model().n_ctx_train());
 }
 
+int32_t TextScheduler::sequence_share() const {
+  return std::max(1, std::min(sequence_capacity(), batch_->n_ctx() / batch_->n_parallel()));
+}
+
+int32_t TextScheduler::default_max_tokens(size_t prompt_tokens) const {
+  const auto prompt = static_cast<int64_t>(prompt_tokens);
+  const int64_t in_share = sequence_share() - prompt;
+  if (in_share >= std::min<int64_t>(kMinDefaultTokens, sequence_share() / 4)) {
+    return static_cast<int32_t>(in_share);
+  }
+  // The prompt (nearly) fills the share: give it room to answer, within one sequence.
+  return static_cast<int32_t>(
+      std::max<int64_t>(1, std::min<int64_t>(sequence_capacity() - prompt, kMinDefaultTokens)));
+}
+
+bool TextScheduler::queue_full_locked() const {
+  // A request that a free slot will take at once does not wait, so it does not count
+  // against the queue (this also makes --queue-size 0 mean "never wait").
+  const int32_t free_slots = std::max(0, batch_->n_parallel() - running_count_.load());
+  return static_cast<int32_t>(queue_.size()) >= options_.queue_size + free_slots;
+}
+
 std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest request,
                                                   Generation::Clock::time_point deadline) {
+  if (request.max_tokens == 0) request.max_tokens = default_max_tokens(request.prompt.size());
   const int64_t need = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
   if (need > sequence_capacity()) {
     throw Error(
@@ -48,10 +85,7 @@ std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest requ
   {
     std::lock_guard lock(mutex_);
     if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
-    // A request that a free slot will take at once does not wait, so it does not count
-    // against the queue (this also makes --queue-size 0 mean "never wait").
-    const int32_t free_slots = std::max(0, batch_->n_parallel() - running_count_.load());
-    if (static_cast<int32_t>(queue_.size()) >= options_.queue_size + free_slots) {
+    if (queue_full_locked()) {
       throw Error(ErrorCode::kBusy, "the wait queue is full (" +
                                         std::to_string(options_.queue_size) +
                                         " requests); retry later");
@@ -69,9 +103,11 @@ void TextScheduler::probe(std::chrono::milliseconds timeout) {
   request.sampling.temperature = 0;
   request.ignore_eos = true;
   const auto outcome = submit(std::move(request), Generation::Clock::now() + timeout)->wait();
-  if (outcome.result.reason == engine::FinishReason::kError ||
-      outcome.result.completion_tokens != 1) {
-    throw Error(ErrorCode::kModelLoad, "the probe decode failed: " + outcome.result.error, "model");
+  if (!outcome.ok() || outcome.result.completion_tokens != 1) {
+    throw Error(ErrorCode::kModelLoad,
+                std::string("the probe decode failed: ") +
+                    (outcome.error ? outcome.error->what() : "no token was produced"),
+                "model");
   }
 }
 
@@ -93,6 +129,7 @@ SchedulerStats TextScheduler::stats() const {
   {
     std::lock_guard lock(mutex_);
     s.waiting = static_cast<int32_t>(queue_.size());
+    s.full = queue_full_locked();
   }
   s.running = running_count_.load();
   s.queue_capacity = options_.queue_size;
@@ -147,8 +184,12 @@ void TextScheduler::run() {
       }
       // First come, first served: a head that does not fit yet holds the others back, so a
       // large request is not starved by a stream of small ones.
-      while (!queue_.empty() && batch_->can_start(queue_.front().request) &&
+      // Reservations of the requests admitted in this pass add up: each must fit beside the
+      // running ones and the ones admitted before it.
+      int64_t admitted_cells = 0;
+      while (!queue_.empty() && batch_->can_start(queue_.front().request, admitted_cells) &&
              static_cast<int32_t>(running_.size() + admitted.size()) < batch_->n_parallel()) {
+        admitted_cells += engine::TextBatch::reservation(queue_.front().request);
         admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -161,8 +202,7 @@ void TextScheduler::run() {
       GenerationOutcome outcome;
       outcome.result.reason = engine::FinishReason::kCancelled;
       outcome.queue_ms = ms_since(d.submitted);
-      outcome.timed_out = Generation::Clock::now() >= d.generation->deadline();
-      if (outcome.timed_out) outcome.result.error = "deadline exceeded while waiting in the queue";
+      outcome.error = why_cancelled(*d.generation, "while waiting in the queue");
       if (running_finish_observer_) running_finish_observer_(outcome);
       d.generation->finish(std::move(outcome));
     }
@@ -170,16 +210,18 @@ void TextScheduler::run() {
     for (auto& w : admitted) {
       const double queue_ms = ms_since(w.submitted);
       auto generation = w.generation;
-      const auto deadline = generation->deadline();
       const auto id = batch_->start(
           std::move(w.request),
           {.on_text = [generation](std::string_view text) { generation->push_text(text); },
            .on_finish =
-               [this, generation, queue_ms, deadline](const engine::SequenceResult& result) {
+               [this, generation, queue_ms](const engine::SequenceResult& result) {
                  GenerationOutcome outcome{.result = result, .queue_ms = queue_ms};
-                 outcome.timed_out = result.reason == engine::FinishReason::kCancelled &&
-                                     Generation::Clock::now() >= deadline;
-                 if (outcome.timed_out) outcome.result.error = "deadline exceeded";
+                 if (result.reason == engine::FinishReason::kCancelled) {
+                   outcome.error = why_cancelled(*generation, "while generating");
+                 } else if (result.reason == engine::FinishReason::kError) {
+                   outcome.error = result.error.value_or(
+                       Error(ErrorCode::kInternal, "generation failed in the engine"));
+                 }
                  if (result.reason == engine::FinishReason::kCancelled) cancelled_.fetch_add(1);
                  std::erase_if(running_,
                                [&](const Running& r) { return r.generation == generation; });

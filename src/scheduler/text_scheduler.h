@@ -4,6 +4,18 @@
 // join the running batch at the next step (continuous batching). Each loop it also ends
 // requests whose client went away or whose deadline passed.
 //
+// KV admission policy (bounded default reservation). A running request reserves prompt +
+// max_tokens cells of the shared pool for its whole life, so no decode ever runs out of room
+// mid-answer; requests admitted in the same step add their reservations up. A request that does
+// not fit waits in the queue (first come, first served), or is refused with kBusy when the queue
+// is full; it is never failed for lack of room. A request without max_tokens (OpenAI clients
+// omit it) is given default_max_tokens(): what is left of its fair share of the pool,
+// n_ctx / parallel tokens (capped by one sequence's capacity), so `parallel` such requests run
+// at once and each ends with finish_reason "length" at that documented limit. When its prompt
+// leaves less than min(kMinDefaultTokens, share / 4) of the share, it gets up to
+// kMinDefaultTokens (within one sequence's capacity) and waits for the room. This is what llama-server does with its per-slot context, without
+// its cost: a request that asks for more (an explicit max_tokens up to the capacity) may take it.
+//
 // Ownership: the scheduler owns the TextBatch and its thread; Generation handles are shared
 // with submitters. Threading: every public method is thread-safe.
 #pragma once
@@ -32,6 +44,7 @@ struct SchedulerStats {
   int32_t running = 0;
   int32_t waiting = 0;
   int32_t queue_capacity = 0;
+  bool full = false;  // a request submitted now would be refused with kBusy
   double kv_usage = 0;
   uint64_t steps = 0;
   uint64_t cancelled = 0;  // requests ended because their client left, a deadline or shutdown
@@ -51,8 +64,9 @@ class TextScheduler {
   TextScheduler(const TextScheduler&) = delete;
   TextScheduler& operator=(const TextScheduler&) = delete;
 
-  // Validates and queues a request. Throws Error: kInvalidInput (bad request, field named),
-  // kBusy (queue full), kUnavailable (draining).
+  // Validates and queues a request; max_tokens 0 means "not given" (default_max_tokens).
+  // Throws Error: kInvalidInput (bad request, field named), kBusy (queue full), kUnavailable
+  // (draining).
   std::shared_ptr<Generation> submit(engine::GenerationRequest request,
                                      Generation::Clock::time_point deadline);
 
@@ -69,6 +83,11 @@ class TextScheduler {
   const engine::TextModel& model() const { return batch_->model(); }
   // The most tokens (prompt + generated) one sequence may hold.
   int32_t sequence_capacity() const;
+  // One running request's fair share of the KV pool: n_ctx / parallel, at most the capacity.
+  int32_t sequence_share() const;
+  // max_tokens for a request that gave none (see the policy above).
+  int32_t default_max_tokens(size_t prompt_tokens) const;
+  static constexpr int32_t kMinDefaultTokens = 256;
   void set_step_observer(StepObserver observer);
   void set_finish_observer(FinishObserver observer);
 
@@ -84,6 +103,7 @@ class TextScheduler {
   };
 
   void run();
+  bool queue_full_locked() const;  // needs mutex_
   // Scheduler thread: ends running requests that were cancelled or ran past their deadline.
   void reap_running(bool cancel_everything);
 

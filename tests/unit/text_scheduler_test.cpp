@@ -56,13 +56,13 @@ TEST_F(TextSchedulerTest, GeneratesAndReportsQueueTime) {
   EXPECT_EQ(out.result.completion_tokens, 16);
   EXPECT_TRUE(out.result.text.starts_with(", there was a little girl")) << out.result.text;
   EXPECT_GE(out.queue_ms, 0);
-  EXPECT_FALSE(out.timed_out);
+  EXPECT_FALSE(out.timed_out());
 }
 
 TEST_F(TextSchedulerTest, ExpiredDeadlineEndsTheRequestAsTimedOut) {
   auto s = make(1, 4);
   const auto out = s->submit(request("Once upon a time", 400), in(-1ms))->wait();
-  EXPECT_TRUE(out.timed_out);
+  EXPECT_TRUE(out.timed_out());
   EXPECT_EQ(out.result.reason, engine::FinishReason::kCancelled);
   EXPECT_EQ(s->stats().cancelled, 1u);
 }
@@ -74,7 +74,7 @@ TEST_F(TextSchedulerTest, CancelBeforeOrDuringGeneration) {
   const auto& out = g->wait();
   EXPECT_EQ(out.result.reason, engine::FinishReason::kCancelled);
   EXPECT_LT(out.result.completion_tokens, 480);
-  EXPECT_FALSE(out.timed_out);
+  EXPECT_FALSE(out.timed_out());
 }
 
 TEST_F(TextSchedulerTest, StopAcceptingRefusesNewWorkButFinishesQueued) {

@@ -2,24 +2,10 @@
 
 #include <gtest/gtest.h>
 
-using mmserve::engine::complete_utf8_prefix;
-using mmserve::engine::is_valid_utf8;
+#include "core/utf8.h"
+
+using mmserve::is_valid_utf8;
 using mmserve::engine::TextStream;
-
-TEST(Utf8, CompletePrefixHoldsASplitCharacter) {
-  const std::string han = "\xE5\x88\x86";  // 分
-  EXPECT_EQ(complete_utf8_prefix("ab"), 2u);
-  EXPECT_EQ(complete_utf8_prefix("a" + han.substr(0, 1)), 1u);
-  EXPECT_EQ(complete_utf8_prefix("a" + han.substr(0, 2)), 1u);
-  EXPECT_EQ(complete_utf8_prefix("a" + han), 4u);
-  EXPECT_EQ(complete_utf8_prefix("\xF0\x9F\x98"), 0u);  // 3 of 4 bytes of an emoji
-}
-
-TEST(Utf8, Validity) {
-  EXPECT_TRUE(is_valid_utf8("plain \xE5\x88\x86\xE6\x9E\x90"));
-  EXPECT_FALSE(is_valid_utf8("\xE5\x88"));
-  EXPECT_FALSE(is_valid_utf8("\x80"));
-}
 
 TEST(TextStream, ByteFallbackPiecesAreJoinedBeforeEmission) {
   TextStream s;
@@ -60,9 +46,34 @@ TEST(TextStream, EarliestOfSeveralStopsWins) {
 }
 
 TEST(TextStream, InvalidBytesBecomeReplacementCharacters) {
-  EXPECT_EQ(mmserve::engine::sanitize_utf8("a\x80z"), "a\xEF\xBF\xBDz");
+  EXPECT_EQ(mmserve::sanitize_utf8("a\x80z"), "a\xEF\xBF\xBDz");
   TextStream s;
   const std::string out = s.push("ok \xC3\x28 done");  // a lead byte followed by a non-continuation
   EXPECT_TRUE(is_valid_utf8(out)) << out;
   EXPECT_EQ(out, "ok \xEF\xBF\xBD( done");
+}
+
+// Finding 1 of the robustness issue: sampling at temperature 100 produces byte-fallback tokens
+// that form overlong leads, out-of-range leads and surrogates; each used to pass through the
+// stream and crash the strict JSON writer.
+TEST(TextStream, IllFormedSequencesNeverLeaveTheStream) {
+  for (const std::string bad : {"\xC0\x80", "\xC1\xBF", "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF",
+                                "\xED\xA0\x80", "\xE0\x80\xAF", "\xF0\x80\x80\x80",
+                                "\xF4\x90\x80\x80", "\xFF", "\xFE"}) {
+    TextStream s;
+    std::string out;
+    for (char c : bad) out += s.push(std::string(1, c));  // one byte per token, as byte fallback
+    out += s.push("z");
+    out += s.flush();
+    EXPECT_TRUE(is_valid_utf8(out)) << testing::PrintToString(bad);
+    EXPECT_EQ(out.back(), 'z');
+    EXPECT_EQ(s.emitted(), out);
+  }
+}
+
+TEST(TextStream, TruncatedCharacterAtTheEndIsDropped) {
+  TextStream s;
+  EXPECT_EQ(s.push("a\xE5\x88"), "a");
+  EXPECT_EQ(s.flush(), "");
+  EXPECT_EQ(s.emitted(), "a");
 }

@@ -295,7 +295,7 @@ TEST(VisionSlidingWindow, GemmaLocalAttentionModelCaptions) {
       return out;
     };
     const auto a = once(), b = once();
-    EXPECT_EQ(a.reason, FinishReason::kLength) << a.error;
+    EXPECT_EQ(a.reason, FinishReason::kLength) << (a.error ? a.error->what() : "");
     EXPECT_EQ(a.text, b.text);
   }
   fs::remove_all(dir);

@@ -1,0 +1,24 @@
+// The one UTF-8 validator for text that leaves the engines (generated text, transcripts, token
+// pieces, model metadata). Strict RFC 3629: no overlong forms (C0, C1, E0 80-9F, F0 80-8F), no
+// surrogates (ED A0-BF), nothing above U+10FFFF (F4 90+, F5-FF). Stateless and thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace mmserve {
+
+// True when `text` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view text);
+
+// Replaces each maximal ill-formed subpart with U+FFFD (the W3C/Unicode "substitution of
+// maximal subparts" practice), so the result is always well-formed.
+std::string sanitize_utf8(std::string_view text);
+
+// Length of the longest prefix of `bytes` that does not end inside a character that is still
+// well-formed so far (a character split across tokens). Ill-formed bytes do not hold the
+// prefix back: they are complete, and sanitize_utf8 replaces them.
+size_t complete_utf8_prefix(std::string_view bytes);
+
+}  // namespace mmserve
