@@ -16,15 +16,6 @@
 namespace mmserve::http {
 namespace {
 
-// What a speech request asks for, before it is checked against the model.
-struct SpeechArgs {
-  std::string language;  // as given; "" = detect
-  bool translate = false;
-  std::string prompt;
-  float temperature = 0;
-  bool words = false;
-};
-
 // Field names differ between the two APIs ("language" vs "parameters.language").
 struct SpeechFields {
   std::string audio, language, translate;
@@ -35,15 +26,8 @@ struct SpeechAnswer {
   std::string model_id;
 };
 
-float checked_temperature(double t, const std::string& field) {
-  if (!(t >= 0 && t <= 1)) {
-    throw Error(ErrorCode::kInvalidInput, "field '" + field + "' must be between 0 and 1", field);
-  }
-  return static_cast<float>(t);
-}
-
 SpeechAnswer transcribe(runtime::Runtime& rt, const httplib::Request& req,
-                        std::span<const uint8_t> audio, const SpeechArgs& args,
+                        std::span<const uint8_t> audio, const SpeechParams& args,
                         const SpeechFields& fields) {
   auto& speech = rt.speech();  // 400 without a speech model, 503 while loading
   const auto model = rt.speech_model();
@@ -88,7 +72,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "file");
   }
   const httplib::FormData* file = nullptr;
-  SpeechArgs args;
+  SpeechParams args;
   args.translate = translate;
   std::string format_name = "json";
   bool granularities = false;
@@ -124,7 +108,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
         if (used != value.size()) t = -1;
       } catch (const std::exception&) {
       }
-      args.temperature = checked_temperature(t, "temperature");
+      args.temperature = checked_speech_temperature(t, "temperature");
     } else if (name == "response_format") {
       format_name = value;
     } else if (name == "timestamp_granularities[]" || name == "timestamp_granularities") {
@@ -185,25 +169,16 @@ Json segment_json(const engine::SpeechSegment& s, bool words) {
 
 }  // namespace
 
-void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
+void handle_speech_transcribe(const SpeechParams& args, const std::optional<std::string>& input,
                               std::optional<std::string> upload, runtime::Runtime& rt,
                               const httplib::Request& req, httplib::Response& res) {
-  if (stream) {
-    throw Error(ErrorCode::kInvalidInput, "task 'speech-transcribe' does not stream", "stream");
-  }
   rt.speech();  // without a speech model: say so before looking at the input
   std::vector<uint8_t> decoded;
   std::span<const uint8_t> audio;
   if (upload) {
     audio = bytes_of(*upload);
   } else {
-    const auto input = opt_string(body, "input", "");
-    if (!input) {
-      throw Error(ErrorCode::kInvalidInput,
-                  "field 'input' (the audio: base64, a data URL, or an uploaded file) is required",
-                  "input");
-    }
-    std::string_view text = *input;
+    std::string_view text = *input;  // parse_inference_request made sure there is one
     if (text.starts_with("data:")) {
       const auto comma = text.find(',');
       if (comma == std::string_view::npos ||
@@ -217,16 +192,7 @@ void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
     decoded = decode_base64(text, "input");
     audio = decoded;
   }
-  SpeechArgs args;
-  args.language = opt_string(params, "language", "parameters").value_or("");
-  args.translate = opt_bool(params, "translate", "parameters").value_or(false);
-  args.prompt = opt_string(params, "prompt", "parameters").value_or("");
-  if (const auto t = opt_number(params, "temperature", "parameters")) {
-    args.temperature = checked_temperature(*t, "parameters.temperature");
-  }
-  args.words = opt_bool(params, "words", "parameters").value_or(false);
-  const bool timestamps =
-      opt_bool(params, "timestamps", "parameters").value_or(false) || args.words;
+  const bool timestamps = args.timestamps;
   const auto answer =
       transcribe(rt, req, audio, args, {"input", "parameters.language", "parameters.translate"});
   const auto& o = answer.outcome;

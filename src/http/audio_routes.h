@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "http/api_requests.h"
 #include "http/json_fields.h"
 #include "runtime/runtime.h"
 
@@ -17,7 +18,7 @@ namespace mmserve::http {
 // the uploaded file. Parameters: language, translate, timestamps, words, prompt, temperature.
 // Answers {"id", "task", "model", "output", "language", "duration", "segments"?, "usage",
 // "timings"}.
-void handle_speech_transcribe(const Json& body, const Json& params, bool stream,
+void handle_speech_transcribe(const SpeechParams& params, const std::optional<std::string>& input,
                               std::optional<std::string> upload, runtime::Runtime& rt,
                               const httplib::Request& req, httplib::Response& res);
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "http/api_requests.h"
 #include "http/audio_routes.h"
 #include "http/image_input.h"
 #include "http/json_fields.h"
@@ -17,14 +18,10 @@
 #include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
-#include "http/text_params.h"
 #include "metrics/server_metrics.h"
 
 namespace mmserve::http {
 namespace {
-
-constexpr const char* kValidTasks = "text-gen, image-caption, speech-transcribe";
-constexpr const char* kDefaultCaptionPrompt = "Describe this image.";
 
 // The request's fields, from JSON or from a multipart form (with its uploaded file, if any).
 struct InferenceInput {
@@ -94,46 +91,21 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
                        runtime::Runtime& rt, const httplib::Request& req,
                        httplib::Response& res);
 
-// The parameters each task implements; anything else answers 400 naming it. ("stream" may
-// also be given inside parameters.) An unknown task is refused by the caller.
-void reject_unsupported_parameters(const std::string& task, const Json& params) {
-  std::vector<std::string_view> fields;
-  if (task == "text-gen" || task == "image-caption") {
-    fields = {"max_tokens",     "temperature", "top_p", "top_k",  "min_p",  "stop",
-              "seed",           "repeat_penalty", "ignore_eos", "raw", "system", "stream"};
-    if (task == "image-caption") fields.emplace_back("prompt");
-  } else if (task == "speech-transcribe") {
-    fields = {"language", "translate", "timestamps", "words", "prompt", "temperature", "stream"};
-  } else {
-    return;
-  }
-  reject_unsupported_fields(params, "parameters", fields);
-}
-
-void handle_text_gen(const Json& body, const Json& params, bool stream, runtime::Runtime& rt,
-                     const httplib::Request& req, httplib::Response& res) {
-  const auto input = opt_string(body, "input", "");
-  if (!input)
-    throw Error(ErrorCode::kInvalidInput, "field 'input' (the prompt text) is required", "input");
-  if (input->empty()) throw Error(ErrorCode::kInvalidInput, "field 'input' is empty", "input");
-
+void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Request& req,
+                     httplib::Response& res) {
   auto& text = rt.text();
   const auto& model = text.model();
-  engine::GenerationRequest request;
-  read_generation_params(params, "parameters", request);
   // An instruction-tuned model (one with a chat template) gets the input as a user turn, as
   // Ollama's and llama-server's users expect; "raw": true sends it as a plain completion.
-  const bool raw = opt_bool(params, "raw", "parameters").value_or(false);
-  if (model.has_chat_template() && !raw) {
+  if (model.has_chat_template() && !r.raw) {
     std::vector<engine::ChatMessage> messages;
-    if (auto system = opt_string(params, "system", "parameters"))
-      messages.push_back({"system", *system});
-    messages.push_back({"user", *input});
-    request.prompt = model.tokenize(model.apply_chat_template(messages), true, true);
+    if (r.system) messages.push_back({"system", *r.system});
+    messages.push_back({"user", *r.input});
+    r.generation.prompt = model.tokenize(model.apply_chat_template(messages), true, true);
   } else {
-    request.prompt = model.tokenize(*input, true, false);
+    r.generation.prompt = model.tokenize(*r.input, true, false);
   }
-  submit_and_answer(std::move(request), "text-gen", stream, rt, req, res);
+  submit_and_answer(std::move(r.generation), "text-gen", r.stream, rt, req, res);
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
@@ -188,9 +160,9 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
            }});
 }
 
-void handle_image_caption(const Json& body, const Json& params, bool stream,
-                          std::optional<std::string> upload, runtime::Runtime& rt,
-                          const httplib::Request& req, httplib::Response& res) {
+void handle_image_caption(InferenceRequest r, std::optional<std::string> upload,
+                          runtime::Runtime& rt, const httplib::Request& req,
+                          httplib::Response& res) {
   rt.text();  // a server still loading answers 503, not "no projector"
   const auto vision = rt.vision();
   if (!vision) {
@@ -200,30 +172,15 @@ void handle_image_caption(const Json& body, const Json& params, bool stream,
                 "task");
   }
   const ImageInputPolicy policy = image_policy(rt.options());
-  media::Image image;
-  if (upload) {
-    image = image_from_bytes(*upload, policy, "input");
-  } else {
-    const auto input = opt_string(body, "input", "");
-    if (!input) {
-      throw Error(ErrorCode::kInvalidInput,
-                  "field 'input' (the image: base64, a data URL, or an uploaded file) is required",
-                  "input");
-    }
-    image = image_from_string(*input, policy, "input");
-  }
-  engine::GenerationRequest request;
-  read_generation_params(params, "parameters", request);
-  const std::string prompt =
-      opt_string(params, "prompt", "parameters").value_or(kDefaultCaptionPrompt);
-  const bool raw = opt_bool(params, "raw", "parameters").value_or(false);
-  const std::string system = opt_string(params, "system", "parameters").value_or("");
-  auto tokenized = vision->tokenize(vision->caption_prompt(1, prompt, raw, system),
-                                    std::span(&image, 1), true, "input");
-  request.prompt = std::move(tokenized.tokens);
-  request.media = std::move(tokenized.media);
+  media::Image image = upload ? image_from_bytes(*upload, policy, "input")
+                              : image_from_string(*r.input, policy, "input");
+  auto tokenized =
+      vision->tokenize(vision->caption_prompt(1, r.caption_prompt, r.raw, r.system.value_or("")),
+                       std::span(&image, 1), true, "input");
+  r.generation.prompt = std::move(tokenized.tokens);
+  r.generation.media = std::move(tokenized.media);
   metrics::server_metrics().add_images(1);
-  submit_and_answer(std::move(request), "image-caption", stream, rt, req, res);
+  submit_and_answer(std::move(r.generation), "image-caption", r.stream, rt, req, res);
 }
 
 }  // namespace
@@ -232,35 +189,20 @@ void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
   server.Post("/v1/inference", [&rt](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
       InferenceInput in = read_input(req);
-      const Json& body = in.body;
-      const auto task = opt_string(body, "task", "");
-      if (!task) {
-        throw Error(ErrorCode::kInvalidInput,
-                    std::string("field 'task' is required; valid tasks: ") + kValidTasks, "task");
+      // The task's label for metrics and the log, once it is a known one.
+      if (const auto it = in.body.find("task"); it != in.body.end() && it->is_string()) {
+        const auto& task = it->get_ref<const std::string&>();
+        if (task == "text-gen" || task == "image-caption" || task == "speech-transcribe") {
+          note_task(task);
+        }
       }
-      reject_unsupported_fields(body, "", {"task", "input", "parameters", "stream", "model"});
-      const Json* params = opt_object(body, "parameters", "");
-      const Json no_params = Json::object();
-      const Json& p = params != nullptr ? *params : no_params;
-      reject_unsupported_parameters(*task, p);
-      const bool stream = opt_bool(body, "stream", "").value_or(false) ||
-                          opt_bool(p, "stream", "parameters").value_or(false);
-      if (*task == "text-gen" || *task == "image-caption" || *task == "speech-transcribe") {
-        note_task(*task);  // metrics and log label; an unknown name stays "none"
-      }
-      if (in.upload && *task != "image-caption" && *task != "speech-transcribe") {
-        throw Error(ErrorCode::kInvalidInput,
-                    "task '" + *task + "' takes no uploaded file; send 'input' as text", "input");
-      }
-      if (*task == "text-gen") {
-        handle_text_gen(body, p, stream, rt, req, res);
-      } else if (*task == "image-caption") {
-        handle_image_caption(body, p, stream, std::move(in.upload), rt, req, res);
-      } else if (*task == "speech-transcribe") {
-        handle_speech_transcribe(body, p, stream, std::move(in.upload), rt, req, res);
+      InferenceRequest r = parse_inference_request(in.body, in.upload.has_value());
+      if (r.task == "text-gen") {
+        handle_text_gen(std::move(r), rt, req, res);
+      } else if (r.task == "image-caption") {
+        handle_image_caption(std::move(r), std::move(in.upload), rt, req, res);
       } else {
-        throw Error(ErrorCode::kInvalidInput,
-                    "unknown task '" + *task + "'; valid tasks: " + kValidTasks, "task");
+        handle_speech_transcribe(r.speech, r.input, std::move(in.upload), rt, req, res);
       }
     });
   });

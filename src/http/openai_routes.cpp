@@ -5,13 +5,13 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "engine/text_stream.h"
+#include "http/api_requests.h"
 #include "http/image_input.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
-#include "http/text_params.h"
 #include "metrics/server_metrics.h"
 
 namespace mmserve::http {
@@ -36,63 +36,14 @@ const char* openai_finish_reason(const engine::SequenceResult& r) {
   return r.reason == engine::FinishReason::kLength ? "length" : "stop";
 }
 
-// Fields every OpenAI text endpoint accepts at their no-op values (OpenAI's defaults); any other
-// value is refused rather than silently ignored.
-std::vector<NoOpField> openai_no_ops() {
-  return {{"n", {1}},
-          {"presence_penalty", {0}},
-          {"frequency_penalty", {0}},
-          {"logit_bias", {Json::object()}},
-          {"store", {false}},
-          {"service_tier", {"auto", "default"}}};
-}
-
-// Sampling and length fields implemented by read_generation_params, plus what both endpoints
-// read themselves, and `extra`. "model": the one loaded text model answers to any name (as
-// llama-server); "user": the client's end-user id, metadata that changes nothing.
-std::vector<std::string_view> openai_fields(std::initializer_list<std::string_view> extra) {
-  std::vector<std::string_view> fields = {
-      "model", "max_tokens", "temperature",    "top_p",  "top_k", "min_p", "repeat_penalty",
-      "seed",  "stop",       "ignore_eos",     "stream", "stream_options", "user"};
-  fields.insert(fields.end(), extra);
-  return fields;
-}
-
-void reject_unsupported_chat_fields(const Json& body) {
-  auto no_ops = openai_no_ops();
-  no_ops.push_back({"logprobs", {false}});
-  no_ops.push_back({"top_logprobs", {0}});
-  no_ops.push_back({"tools", {Json::array()}});
-  no_ops.push_back({"tool_choice", {"none"}});
-  no_ops.push_back({"parallel_tool_calls", {true, false}});
-  no_ops.push_back({"response_format", {Json{{"type", "text"}}}});
-  no_ops.push_back({"modalities", {Json::array({"text"})}});
-  reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}),
-                            no_ops);
-}
-
-void reject_unsupported_completion_fields(const Json& body) {
-  auto no_ops = openai_no_ops();
-  no_ops.push_back({"echo", {false}});
-  no_ops.push_back({"best_of", {1}});
-  no_ops.push_back({"suffix", {""}});
-  reject_unsupported_fields(body, "", openai_fields({"prompt", "logprobs"}), no_ops);
-}
-
-void reject_unsupported_stream_options(const Json& body) {
-  if (const Json* options = opt_object(body, "stream_options", "")) {
-    reject_unsupported_fields(*options, "stream_options", {"include_usage"});
-  }
-}
-
 // The images of a chat request, in the order their markers appear in the messages.
 struct ChatImages {
   runtime::Runtime& rt;
   std::shared_ptr<const engine::VisionModel> vision;  // resolved at the first image
   std::vector<media::Image> images;
 
-  // Decodes an image_url part and returns the marker that stands for it in the text.
-  std::string add(const Json& part, const std::string& path) {
+  // Decodes an image part and returns the marker that stands for it in the text.
+  std::string add(const ChatContentPart& part) {
     if (!vision) {
       rt.text();  // a server still loading answers 503, not "no projector"
       vision = rt.vision();
@@ -100,88 +51,22 @@ struct ChatImages {
         throw Error(ErrorCode::kModelUnavailable,
                     "content of type 'image_url' needs a vision model and projector (--mmproj), "
                     "which this server has not loaded",
-                    path + ".type");
+                    part.type_field);
       }
     }
-    // {"image_url": {"url": "...", "detail": "auto"}}, or the bare string some clients send.
-    const auto it = part.find("image_url");
-    std::string url;
-    std::string url_path = path + ".image_url";
-    if (it != part.end() && it->is_string()) {
-      url = it->get<std::string>();
-    } else if (it != part.end() && it->is_object()) {
-      url_path += ".url";
-      url = opt_string(*it, "url", path + ".image_url").value_or("");
-    }
-    if (url.empty()) {
-      throw Error(ErrorCode::kInvalidInput, "field '" + url_path + "' (the image URL) is required",
-                  url_path);
-    }
-    images.push_back(image_from_string(url, image_policy(rt.options()), url_path));
+    images.push_back(image_from_string(part.value, image_policy(rt.options()), part.field));
     return vision->marker();
   }
 };
 
-std::string message_text(const Json& content, const std::string& path, ChatImages& images) {
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) {
-    throw Error(ErrorCode::kInvalidInput,
-                "field '" + path + "' must be a string or an array of parts", path);
-  }
-  std::string text;
-  for (size_t i = 0; i < content.size(); ++i) {
-    const auto& part = content[i];
-    const std::string part_path = path + "[" + std::to_string(i) + "]";
-    if (!part.is_object()) {
-      throw Error(ErrorCode::kInvalidInput, "field '" + part_path + "' must be an object",
-                  part_path);
-    }
-    const auto type = opt_string(part, "type", part_path).value_or("");
-    if (type == "text") {
-      text += opt_string(part, "text", part_path).value_or("");
-    } else if (type == "image_url") {
-      text += images.add(part, part_path);
-    } else if (type == "input_audio") {
-      throw Error(ErrorCode::kModelUnavailable,
-                  "content of type '" + type +
-                      "' needs a multimodal model, which this server has not loaded",
-                  part_path + ".type");
-    } else {
-      throw Error(ErrorCode::kInvalidInput, "unknown content part type '" + type + "'",
-                  part_path + ".type");
-    }
-  }
-  return text;
-}
-
-std::vector<engine::ChatMessage> read_messages(const Json& body, ChatImages& images) {
-  const auto it = body.find("messages");
-  if (it == body.end() || !it->is_array() || it->empty()) {
-    throw Error(ErrorCode::kInvalidInput, "field 'messages' must be a non-empty array", "messages");
-  }
+// The messages with their images replaced by the projector's markers (decoded into `images`).
+std::vector<engine::ChatMessage> template_messages(const std::vector<ChatMessageRequest>& in,
+                                                   ChatImages& images) {
   std::vector<engine::ChatMessage> messages;
-  for (size_t i = 0; i < it->size(); ++i) {
-    const auto& m = (*it)[i];
-    const std::string path = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object())
-      throw Error(ErrorCode::kInvalidInput, "field '" + path + "' must be an object", path);
-    reject_unsupported_fields(m, path, {"role", "content"}, {{"name", {}}, {"refusal", {}}});
-    auto role = opt_string(m, "role", path);
-    if (!role)
-      throw Error(ErrorCode::kInvalidInput, "field '" + path + ".role' is required",
-                  path + ".role");
-    if (*role == "developer") role = "system";  // OpenAI's newer name for the system role
-    if (*role != "system" && *role != "user" && *role != "assistant") {
-      throw Error(ErrorCode::kInvalidInput,
-                  "role '" + *role + "' is not supported; use system, user or assistant",
-                  path + ".role");
-    }
-    const auto content = m.find("content");
+  for (const auto& m : in) {
     std::string text;
-    if (content != m.end() && !content->is_null()) {
-      text = message_text(*content, path + ".content", images);
-    }
-    messages.push_back({*role, std::move(text)});
+    for (const auto& part : m.parts) text += part.is_image ? images.add(part) : part.value;
+    messages.push_back({m.role, std::move(text)});
   }
   return messages;
 }
@@ -193,14 +78,12 @@ struct Prepared {
   std::string model_id;
 };
 
-Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Runtime& rt,
-                std::optional<int32_t> default_max_tokens) {
+Prepared submit(const StreamChoice& stream, engine::GenerationRequest request,
+                runtime::Runtime& rt, std::optional<int32_t> default_max_tokens) {
   auto& text = rt.text();
   Prepared p;
-  p.stream = opt_bool(body, "stream", "").value_or(false);
-  if (const Json* options = opt_object(body, "stream_options", "")) {
-    p.include_usage = opt_bool(*options, "include_usage", "stream_options").value_or(false);
-  }
+  p.stream = stream.stream;
+  p.include_usage = stream.include_usage;
   if (request.max_tokens == 0 && default_max_tokens) {
     const auto room = text.sequence_capacity() - static_cast<int32_t>(request.prompt.size());
     request.max_tokens = std::max(1, std::min(*default_max_tokens, room));
@@ -212,14 +95,11 @@ Prepared submit(const Json& body, engine::GenerationRequest request, runtime::Ru
 }
 
 void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
-  const Json body = parse_json_object(req.body);
-  reject_unsupported_chat_fields(body);
-  reject_unsupported_stream_options(body);
+  ChatRequest chat = parse_chat_request(parse_json_object(req.body));
   ChatImages images{rt, nullptr, {}};
-  const auto messages = read_messages(body, images);
+  const auto messages = template_messages(chat.messages, images);
   auto& text = rt.text();
-  engine::GenerationRequest request;
-  read_generation_params(body, "", request, {"max_completion_tokens", "max_tokens"});
+  engine::GenerationRequest request = std::move(chat.generation);
   // Like llama-server: a model without a chat template is prompted in ChatML.
   const std::string prompt = text.model().apply_chat_template(messages, "chatml");
   if (images.images.empty()) {
@@ -230,7 +110,7 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
     request.media = std::move(tokenized.media);
     metrics::server_metrics().add_images(static_cast<int64_t>(images.images.size()));
   }
-  Prepared p = submit(body, std::move(request), rt, std::nullopt);
+  Prepared p = submit(chat.stream, std::move(request), rt, std::nullopt);
   const std::string id = new_request_id("chatcmpl-");
   const int64_t created = unix_now();
   note_generation(p.generation, id, p.stream);
@@ -309,35 +189,11 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
 }
 
 void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
-  const Json body = parse_json_object(req.body);
-  reject_unsupported_completion_fields(body);
-  reject_unsupported_stream_options(body);
-  std::string prompt;
-  const auto it = body.find("prompt");
-  if (it != body.end() && it->is_string()) {
-    prompt = it->get<std::string>();
-  } else if (it != body.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
-    prompt = (*it)[0].get<std::string>();
-  } else {
-    throw Error(ErrorCode::kInvalidInput,
-                "field 'prompt' must be a string (or an array of one string)", "prompt");
-  }
-  if (prompt.empty()) throw Error(ErrorCode::kInvalidInput, "field 'prompt' is empty", "prompt");
+  CompletionRequest completion = parse_completion_request(parse_json_object(req.body));
   auto& text = rt.text();
-  engine::GenerationRequest request;
-  read_generation_params(body, "", request);
-  if (auto n = opt_integer(body, "logprobs", "")) {
-    if (*n < 0 || *n > 20) {
-      throw Error(ErrorCode::kInvalidInput, "logprobs must be between 0 and 20", "logprobs");
-    }
-    if (*n > 0 && opt_bool(body, "stream", "").value_or(false)) {
-      throw Error(ErrorCode::kInvalidInput, "logprobs is supported without stream only",
-                  "logprobs");
-    }
-    request.top_logprobs = static_cast<int32_t>(*n);
-  }
-  request.prompt = text.model().tokenize(prompt, true, false);
-  Prepared p = submit(body, std::move(request), rt, 16);  // OpenAI's documented default
+  engine::GenerationRequest request = std::move(completion.generation);
+  request.prompt = text.model().tokenize(completion.prompt, true, false);
+  Prepared p = submit(completion.stream, std::move(request), rt, 16);  // OpenAI's documented default
   const std::string id = new_request_id("cmpl-");
   const int64_t created = unix_now();
   note_generation(p.generation, id, p.stream);
