@@ -6,7 +6,7 @@ PROMPT ?= Once upon a time
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all deps build run generate bench test test-asan test-tsan format clean
+.PHONY: all deps build run generate bench test test-asan test-tsan fuzz-build test-fuzz fuzz soak format clean
 
 all: build
 
@@ -23,8 +23,12 @@ run: build
 generate: build
 	$(BUILD)/mmserve generate -m $(MODEL) --temp 0 -n 64 "$(PROMPT)"
 
+# The default suite also replays every fuzz corpus and fuzzes each harness briefly (test-fuzz).
 test: build
 	ctest --preset $(PRESET) -j2
+ifeq ($(PRESET),default)
+	@$(MAKE) --no-print-directory test-fuzz
+endif
 
 test-asan:
 	@$(MAKE) --no-print-directory test PRESET=asan
@@ -35,9 +39,34 @@ test-tsan:
 	@$(MAKE) --no-print-directory build PRESET=tsan
 	ctest --preset tsan -j2 -E '^py_'
 
+# libFuzzer harnesses (tests/fuzz/README.md), clang-14 with ASan+UBSan in build/fuzz. test-fuzz:
+# replay every seed, then fuzz each harness briefly. fuzz: each harness FUZZ_SECONDS, one after
+# another, merging what adds coverage into tests/fuzz/corpus (FUZZERS="gguf audio" picks some).
+FUZZ_SECONDS ?= 600
+FUZZ_BRIEF_SECONDS ?= 10
+FUZZERS ?=
+
+fuzz-build: deps
+	@cmake --preset fuzz -DMMSERVE_FUZZ_BRIEF_SECONDS=$(FUZZ_BRIEF_SECONDS) >/dev/null
+	@cmake --build --preset fuzz
+
+test-fuzz: fuzz-build
+	ctest --preset fuzz -j2
+
+fuzz: fuzz-build
+	tests/fuzz/fuzz.sh campaign build/fuzz $(FUZZ_SECONDS) $(FUZZERS)
+
 # Side-by-side benchmarks against llama-server and whisper-server (docs/benchmarks.md).
 bench: build
 	python3 bench/run.py
+
+# Long mixed load against one server (text, images, speech, disconnects, bad input): crashes,
+# 5xx and RSS growth (bench/soak.py; summary in bench/results/soak-latest.json). Not part of
+# `make test`. SOAK_ARGS="--minutes 3" for a short run (default 30 minutes, 16 clients).
+SOAK_ARGS ?=
+
+soak: build
+	python3 bench/soak.py $(SOAK_ARGS)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h')

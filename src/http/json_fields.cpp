@@ -28,9 +28,12 @@ std::string join_path(const std::string& parent, const char* key) {
 void reject_unsupported_fields(const Json& obj, const std::string& path,
                                const std::vector<std::string_view>& implemented,
                                const std::vector<NoOpField>& no_ops) {
-  for (const auto& [key, value] : obj.items()) {
+  for (const auto& item : obj.items()) {
+    const std::string& key = item.key();
+    const Json& value = item.value();
     if (std::ranges::find(implemented, key) != implemented.end()) continue;
-    const std::string field = join_path(path, key.c_str());
+    // An empty key is named as its JSON spelling, so the error still names a field.
+    const std::string field = join_path(path, key.empty() ? "\"\"" : key.c_str());
     const auto no_op =
         std::ranges::find_if(no_ops, [&](const NoOpField& f) { return key == f.key; });
     if (no_op == no_ops.end()) {

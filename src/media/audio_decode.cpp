@@ -94,7 +94,8 @@ struct SwrDeleter {
 // format changes mid-way (chained Ogg, some MP3s).
 class Resampler {
  public:
-  explicit Resampler(std::vector<float>& out) : out_(out) {}
+  // `field`: the request field the audio came from, named by every error.
+  Resampler(std::vector<float>& out, std::string field) : out_(out), field_(std::move(field)) {}
   ~Resampler() { av_channel_layout_uninit(&layout_); }
 
   void push(const AVFrame* frame) {
@@ -113,7 +114,7 @@ class Resampler {
   void configure(const AVFrame* frame) {
     av_channel_layout_uninit(&layout_);
     if (av_channel_layout_copy(&layout_, &frame->ch_layout) < 0) {
-      throw Error(ErrorCode::kInternal, "out of memory while decoding audio");
+      throw Error(ErrorCode::kInternal, "out of memory while decoding audio", field_);
     }
     AVChannelLayout in = {};
     // Files that do not say which speaker each channel is (plain WAV) get FFmpeg's default.
@@ -134,7 +135,8 @@ class Resampler {
       throw Error(ErrorCode::kInvalidInput,
                   "the audio has a sample layout that cannot be converted (" +
                       std::to_string(frame->ch_layout.nb_channels) + " channels at " +
-                      std::to_string(frame->sample_rate) + " Hz)");
+                      std::to_string(frame->sample_rate) + " Hz)",
+                  field_);
     }
     format_ = frame->format;
     rate_ = frame->sample_rate;
@@ -150,6 +152,7 @@ class Resampler {
   }
 
   std::vector<float>& out_;
+  std::string field_;
   std::unique_ptr<SwrContext, SwrDeleter> swr_;
   int format_ = -1;
   int rate_ = 0;
@@ -234,7 +237,7 @@ DecodedAudio decode_audio(std::span<const uint8_t> data, const AudioLimits& limi
   out.source_channels = dec->ch_layout.nb_channels;
   const size_t max_samples =
       limits.max_seconds > 0 ? static_cast<size_t>(limits.max_seconds * kSpeechSampleRate) : 0;
-  Resampler resampler(out.samples);
+  Resampler resampler(out.samples, field);
   std::unique_ptr<AVPacket, PacketDeleter> packet(av_packet_alloc());
   std::unique_ptr<AVFrame, FrameDeleter> frame(av_frame_alloc());
   if (!packet || !frame) throw Error(ErrorCode::kInternal, "out of memory while decoding audio");

@@ -1,0 +1,23 @@
+"""The batching tie detector the concurrency and chaos tests share.
+
+Greedy decoding is deterministic for one batch shape, but the floating-point order of a decode
+step changes with how many sequences share it, so a token whose two best candidates are almost
+equal may flip between a run alone and a run in a batch. A difference in a greedy output is
+tolerated only where the reference run had such a near-tie, told apart from a scheduling bug
+by the logit margin at the first differing token."""
+
+TIE_MARGIN = 1e-3
+
+
+def first_divergence_margin(server, prompt, alone, together, max_tokens=48):
+    """The logprob gap between the two best candidates, in a greedy run of `prompt` (raw, through
+    /v1/completions), at the token where `alone` and `together` first differ."""
+    status, _, body = server.post("/v1/completions", {"prompt": prompt, "max_tokens": max_tokens,
+                                                      "temperature": 0, "logprobs": 2})
+    assert status == 200, body
+    lp = body["choices"][0]["logprobs"]
+    diff = next(i for i, (x, y) in enumerate(zip(alone + "\0", together + "\0")) if x != y)
+    at = len(alone[:diff].encode())  # text_offset counts bytes
+    token = max(i for i, offset in enumerate(lp["text_offset"]) if offset <= at)
+    best, second = sorted(lp["top_logprobs"][token].values(), reverse=True)[:2]
+    return best - second
