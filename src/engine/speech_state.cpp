@@ -38,7 +38,6 @@ void on_logits(whisper_context*, whisper_state*, const whisper_token_data*, int 
 
 }  // namespace
 
-
 SpeechState::SpeechState(std::shared_ptr<const SpeechModel> model) : model_(std::move(model)) {
   reset_state();
 }

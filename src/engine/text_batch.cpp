@@ -410,8 +410,9 @@ StepStats TextBatch::step() {
   llama_batch_free(batch);
 
   if (rc != 0) {
-    const Error why(ErrorCode::kInternal, rc == 1 ? "no room left in the KV cache"
-                                                   : "decode failed (code " + std::to_string(rc) + ")");
+    const Error why(ErrorCode::kInternal, rc == 1
+                                              ? "no room left in the KV cache"
+                                              : "decode failed (code " + std::to_string(rc) + ")");
     for (Slot* s : in_batch) {
       if (s->active) finish(*s, FinishReason::kError, why);
     }
@@ -452,10 +453,9 @@ void TextBatch::media_step(StepStats& stats) {
     stats.image_decode_ms += ms_between(t0, Clock::now());
     if (rc != 0) {
       finish(s, FinishReason::kError,
-             Error(ErrorCode::kInternal,
-                   rc == 1 ? "no room left in the KV cache for the image"
-                           : "decoding the image embeddings failed (code " + std::to_string(rc) +
-                                 ")"));
+             Error(ErrorCode::kInternal, rc == 1 ? "no room left in the KV cache for the image"
+                                                 : "decoding the image embeddings failed (code " +
+                                                       std::to_string(rc) + ")"));
       return;
     }
     s.pos = next;

@@ -49,7 +49,8 @@ std::vector<ChatContentPart> read_content(const Json& content, const std::string
   if (content.is_string()) {
     return {{.is_image = false, .value = content.get<std::string>(), .field = path}};
   }
-  if (!content.is_array()) invalid("field '" + path + "' must be a string or an array of parts", path);
+  if (!content.is_array())
+    invalid("field '" + path + "' must be a string or an array of parts", path);
   std::vector<ChatContentPart> parts;
   for (size_t i = 0; i < content.size(); ++i) {
     const auto& part = content[i];
@@ -71,8 +72,7 @@ std::vector<ChatContentPart> read_content(const Json& content, const std::string
       if (it != part.end() && it->is_string()) {
         url = it->get<std::string>();
       } else if (it != part.end() && it->is_object()) {
-        reject_unsupported_fields(*it, url_path, {"url"},
-                                  {{"detail", {"auto", "low", "high"}}});
+        reject_unsupported_fields(*it, url_path, {"url"}, {{"detail", {"auto", "low", "high"}}});
         url = opt_string(*it, "url", url_path).value_or("");
         url_path += ".url";
       }
@@ -126,8 +126,8 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
 void reject_unsupported_parameters(const std::string& task, const Json& params) {
   std::vector<std::string_view> fields;
   if (task == "text-gen" || task == "image-caption") {
-    fields = {"max_tokens",     "temperature", "top_p", "top_k",  "min_p", "stop",
-              "seed", "repeat_penalty", "ignore_eos", "raw", "system", "stream"};
+    fields = {"max_tokens", "temperature",    "top_p",      "top_k", "min_p",  "stop",
+              "seed",       "repeat_penalty", "ignore_eos", "raw",   "system", "stream"};
     if (task == "image-caption") fields.emplace_back("prompt");
   } else {
     fields = {"language", "translate", "timestamps", "words", "prompt", "temperature", "stream"};
@@ -164,8 +164,7 @@ ChatRequest parse_chat_request(const Json& body) {
   no_ops.push_back({"parallel_tool_calls", {true, false}});
   no_ops.push_back({"response_format", {Json{{"type", "text"}}}});
   no_ops.push_back({"modalities", {Json::array({"text"})}});
-  reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}),
-                            no_ops);
+  reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}), no_ops);
   ChatRequest r;
   r.messages = read_messages(body);
   read_generation_params(body, "", r.generation, {"max_completion_tokens", "max_tokens"});

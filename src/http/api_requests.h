@@ -24,8 +24,8 @@ struct StreamChoice {
 // http(s) URL, checked against the fetch policy later).
 struct ChatContentPart {
   bool is_image = false;
-  std::string value;  // the text, or the image reference
-  std::string field;  // where it came from, for errors about the image
+  std::string value;       // the text, or the image reference
+  std::string field;       // where it came from, for errors about the image
   std::string type_field;  // the part's "type", for errors about its kind
 };
 

@@ -115,10 +115,9 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
       if (value == "word") {
         args.words = true;
       } else if (value != "segment") {
-        throw Error(
-            ErrorCode::kInvalidInput,
-            "timestamp_granularities[] takes 'segment' and 'word', not '" + value + "'",
-            "timestamp_granularities[]");
+        throw Error(ErrorCode::kInvalidInput,
+                    "timestamp_granularities[] takes 'segment' and 'word', not '" + value + "'",
+                    "timestamp_granularities[]");
       }
       granularities = true;
     } else if (name == "stream") {

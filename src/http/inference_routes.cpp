@@ -88,8 +88,7 @@ Json usage_json(const engine::SequenceResult& r) {
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, const httplib::Request& req,
-                       httplib::Response& res);
+                       runtime::Runtime& rt, const httplib::Request& req, httplib::Response& res);
 
 void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Request& req,
                      httplib::Response& res) {
@@ -109,8 +108,7 @@ void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Re
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, const httplib::Request& req,
-                       httplib::Response& res) {
+                       runtime::Runtime& rt, const httplib::Request& req, httplib::Response& res) {
   auto& text = rt.text();
   const auto& model = text.model();
 

@@ -46,7 +46,8 @@ void reject_unsupported_fields(const Json& obj, const std::string& path,
     }
     std::string values;
     for (const auto& v : no_op->accepted) {
-      values += (values.empty() ? "" : ", ") + v.dump(-1, ' ', false, Json::error_handler_t::replace);
+      values +=
+          (values.empty() ? "" : ", ") + v.dump(-1, ' ', false, Json::error_handler_t::replace);
     }
     throw Error(ErrorCode::kInvalidInput,
                 "field '" + field + "' is not supported by this server except as " + values +

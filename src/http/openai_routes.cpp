@@ -78,8 +78,8 @@ struct Prepared {
   std::string model_id;
 };
 
-Prepared submit(const StreamChoice& stream, engine::GenerationRequest request,
-                runtime::Runtime& rt, std::optional<int32_t> default_max_tokens) {
+Prepared submit(const StreamChoice& stream, engine::GenerationRequest request, runtime::Runtime& rt,
+                std::optional<int32_t> default_max_tokens) {
   auto& text = rt.text();
   Prepared p;
   p.stream = stream.stream;
@@ -193,7 +193,8 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
   auto& text = rt.text();
   engine::GenerationRequest request = std::move(completion.generation);
   request.prompt = text.model().tokenize(completion.prompt, true, false);
-  Prepared p = submit(completion.stream, std::move(request), rt, 16);  // OpenAI's documented default
+  Prepared p =
+      submit(completion.stream, std::move(request), rt, 16);  // OpenAI's documented default
   const std::string id = new_request_id("cmpl-");
   const int64_t created = unix_now();
   note_generation(p.generation, id, p.stream);

@@ -111,8 +111,8 @@ void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
     if (g->finished()) {
       const auto& o = g->wait();
       const auto& r = o.result;
-      gen.finish_reason = o.error ? error_code_name(o.error->code())
-                                  : engine::finish_reason_name(r.reason);
+      gen.finish_reason =
+          o.error ? error_code_name(o.error->code()) : engine::finish_reason_name(r.reason);
       gen.queue_ms = o.queue_ms;
       if (r.completion_tokens > 0) gen.ttft_ms = o.queue_ms + r.prompt_ms;
       gen.generate_ms = r.generate_ms;
@@ -251,9 +251,8 @@ void flush_request_log(std::chrono::milliseconds timeout) {
 std::string format_log_line(const RequestLogEntry& e) {
   OrderedJson j;
   j["ts"] = rfc3339_utc(e.time);
-  const bool failed_generation =
-      e.generation && (e.generation->finish_reason == "internal_error" ||
-                       e.generation->finish_reason == "timeout");
+  const bool failed_generation = e.generation && (e.generation->finish_reason == "internal_error" ||
+                                                  e.generation->finish_reason == "timeout");
   j["level"] = e.status >= 500 || failed_generation ? "error" : e.status >= 400 ? "warn" : "info";
   j["msg"] = "request";
   j["id"] = e.id;

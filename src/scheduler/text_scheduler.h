@@ -13,8 +13,9 @@
 // n_ctx / parallel tokens (capped by one sequence's capacity), so `parallel` such requests run
 // at once and each ends with finish_reason "length" at that documented limit. When its prompt
 // leaves less than min(kMinDefaultTokens, share / 4) of the share, it gets up to
-// kMinDefaultTokens (within one sequence's capacity) and waits for the room. This is what llama-server does with its per-slot context, without
-// its cost: a request that asks for more (an explicit max_tokens up to the capacity) may take it.
+// kMinDefaultTokens (within one sequence's capacity) and waits for the room. This is what
+// llama-server does with its per-slot context, without its cost: a request that asks for more (an
+// explicit max_tokens up to the capacity) may take it.
 //
 // Ownership: the scheduler owns the TextBatch and its thread; Generation handles are shared
 // with submitters. Threading: every public method is thread-safe.

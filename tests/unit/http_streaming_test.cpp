@@ -1,12 +1,12 @@
 // The HTTP layer's stream invariant (http/streaming.h): whatever fails while a stream is being
 // written, no exception leaves the content provider; the stream ends with one error event in
 // the API's error shape and never reports a normal finish.
-#include "http/streaming.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+
+#include "http/streaming.h"
 
 using namespace mmserve;
 using namespace std::chrono_literals;
@@ -45,7 +45,8 @@ http::StreamFormat format_with(std::function<std::string(std::string_view)> piec
 }
 
 TEST(HttpStreaming, AnExceptionWhileFormattingBecomesOneErrorEvent) {
-  auto generation = std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
+  auto generation =
+      std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
   generation->push_text("hello");
   httplib::Response res;
   http::stream_generation(res, generation, format_with([](std::string_view) -> std::string {
@@ -63,7 +64,8 @@ TEST(HttpStreaming, AnExceptionWhileFormattingBecomesOneErrorEvent) {
 }
 
 TEST(HttpStreaming, AFailedGenerationEndsWithItsTypedErrorNotAFinish) {
-  auto generation = std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
+  auto generation =
+      std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
   scheduler::GenerationOutcome outcome;
   outcome.result.reason = engine::FinishReason::kCancelled;
   outcome.error = Error(ErrorCode::kTimeout, "the request ran past its deadline");
@@ -85,7 +87,8 @@ TEST(HttpStreaming, AFailedGenerationEndsWithItsTypedErrorNotAFinish) {
 }
 
 TEST(HttpStreaming, InvalidUtf8InAPieceIsReplacedNotThrown) {
-  auto generation = std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
+  auto generation =
+      std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
   generation->push_text("\xC0\xAF");
   generation->finish({});
   httplib::Response res;

@@ -57,9 +57,9 @@ TEST(TextStream, InvalidBytesBecomeReplacementCharacters) {
 // that form overlong leads, out-of-range leads and surrogates; each used to pass through the
 // stream and crash the strict JSON writer.
 TEST(TextStream, IllFormedSequencesNeverLeaveTheStream) {
-  for (const std::string bad : {"\xC0\x80", "\xC1\xBF", "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF",
-                                "\xED\xA0\x80", "\xE0\x80\xAF", "\xF0\x80\x80\x80",
-                                "\xF4\x90\x80\x80", "\xFF", "\xFE"}) {
+  for (const std::string bad :
+       {"\xC0\x80", "\xC1\xBF", "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF", "\xED\xA0\x80",
+        "\xE0\x80\xAF", "\xF0\x80\x80\x80", "\xF4\x90\x80\x80", "\xFF", "\xFE"}) {
     TextStream s;
     std::string out;
     for (char c : bad) out += s.push(std::string(1, c));  // one byte per token, as byte fallback

@@ -16,8 +16,8 @@ const std::string kFffd = "\xEF\xBF\xBD";
 
 TEST(Utf8, WellFormedTextIsValid) {
   EXPECT_TRUE(is_valid_utf8(""));
-  EXPECT_TRUE(is_valid_utf8("plain \xE5\x88\x86\xE6\x9E\x90"));  // 分析
-  EXPECT_TRUE(is_valid_utf8("\xC2\x80\xDF\xBF"));                  // U+0080, U+07FF
+  EXPECT_TRUE(is_valid_utf8("plain \xE5\x88\x86\xE6\x9E\x90"));        // 分析
+  EXPECT_TRUE(is_valid_utf8("\xC2\x80\xDF\xBF"));                      // U+0080, U+07FF
   EXPECT_TRUE(is_valid_utf8("\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80"));  // U+0800, U+D7FF, U+E000
   EXPECT_TRUE(is_valid_utf8("\xF0\x90\x80\x80\xF4\x8F\xBF\xBF"));      // U+10000, U+10FFFF
   EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x98\x80"));                      // emoji
@@ -27,8 +27,8 @@ TEST(Utf8, EveryIllFormedClassIsRejected) {
   for (const std::string bad :
        {"\x80", "\xBF", "\xC0\x80", "\xC1\xBF", "\xE0\x80\x80", "\xE0\x9F\xBF", "\xED\xA0\x80",
         "\xED\xBF\xBF", "\xF0\x80\x80\x80", "\xF0\x8F\xBF\xBF", "\xF4\x90\x80\x80",
-        "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF", "\xF8\x88\x80\x80\x80", "\xFE", "\xFF",
-        "\xE5\x88", "\xC3\x28"}) {
+        "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF", "\xF8\x88\x80\x80\x80", "\xFE", "\xFF", "\xE5\x88",
+        "\xC3\x28"}) {
     EXPECT_FALSE(is_valid_utf8(bad)) << testing::PrintToString(bad);
     const std::string clean = sanitize_utf8(bad);
     EXPECT_TRUE(is_valid_utf8(clean)) << testing::PrintToString(bad);
