@@ -21,18 +21,28 @@ Scan scan_character(std::string_view text, size_t i, size_t& len) {
     need = 2;
   } else if (lead >= 0xE0 && lead <= 0xEF) {
     need = 3;
-    if (lead == 0xE0) lo = 0xA0;  // overlong
-    if (lead == 0xED) hi = 0x9F;  // surrogates
+    if (lead == 0xE0) {
+      lo = 0xA0;  // overlong
+    }
+    if (lead == 0xED) {
+      hi = 0x9F;  // surrogates
+    }
   } else if (lead >= 0xF0 && lead <= 0xF4) {
     need = 4;
-    if (lead == 0xF0) lo = 0x90;  // overlong
-    if (lead == 0xF4) hi = 0x8F;  // above U+10FFFF
+    if (lead == 0xF0) {
+      lo = 0x90;  // overlong
+    }
+    if (lead == 0xF4) {
+      hi = 0x8F;  // above U+10FFFF
+    }
   } else {
     len = 1;  // continuation byte, C0, C1, F5-FF
     return Scan::kInvalid;
   }
   for (size_t k = 1; k < need; ++k) {
-    if (i + k >= text.size()) return Scan::kIncomplete;
+    if (i + k >= text.size()) {
+      return Scan::kIncomplete;
+    }
     const unsigned char c = byte(k);
     const bool ok = k == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
     if (!ok) {
@@ -49,14 +59,18 @@ Scan scan_character(std::string_view text, size_t i, size_t& len) {
 bool is_valid_utf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     size_t len = 0;
-    if (scan_character(text, i, len) != Scan::kValid) return false;
+    if (scan_character(text, i, len) != Scan::kValid) {
+      return false;
+    }
     i += len;
   }
   return true;
 }
 
 std::string sanitize_utf8(std::string_view text) {
-  if (is_valid_utf8(text)) return std::string(text);
+  if (is_valid_utf8(text)) {
+    return std::string(text);
+  }
   std::string out;
   out.reserve(text.size() + 8);
   for (size_t i = 0; i < text.size();) {
@@ -66,7 +80,9 @@ std::string sanitize_utf8(std::string_view text) {
       out.append(text.substr(i, len));
     } else {
       out += "\xEF\xBF\xBD";
-      if (s == Scan::kIncomplete) break;  // a truncated character at the very end
+      if (s == Scan::kIncomplete) {
+        break;  // a truncated character at the very end
+      }
     }
     i += len;
   }
@@ -76,7 +92,9 @@ std::string sanitize_utf8(std::string_view text) {
 size_t complete_utf8_prefix(std::string_view bytes) {
   for (size_t i = 0; i < bytes.size();) {
     size_t len = 0;
-    if (scan_character(bytes, i, len) == Scan::kIncomplete) return i;
+    if (scan_character(bytes, i, len) == Scan::kIncomplete) {
+      return i;
+    }
     i += len;
   }
   return bytes.size();

@@ -49,13 +49,16 @@ std::vector<ChatContentPart> read_content(const Json& content, const std::string
   if (content.is_string()) {
     return {{.is_image = false, .value = content.get<std::string>(), .field = path}};
   }
-  if (!content.is_array())
+  if (!content.is_array()) {
     invalid("field '" + path + "' must be a string or an array of parts", path);
+  }
   std::vector<ChatContentPart> parts;
   for (size_t i = 0; i < content.size(); ++i) {
     const auto& part = content[i];
     const std::string part_path = path + "[" + std::to_string(i) + "]";
-    if (!part.is_object()) invalid("field '" + part_path + "' must be an object", part_path);
+    if (!part.is_object()) {
+      invalid("field '" + part_path + "' must be an object", part_path);
+    }
     const auto type = opt_string(part, "type", part_path).value_or("");
     if (type == "text") {
       reject_unsupported_fields(part, part_path, {"type", "text"});
@@ -76,7 +79,9 @@ std::vector<ChatContentPart> read_content(const Json& content, const std::string
         url = opt_string(*it, "url", url_path).value_or("");
         url_path += ".url";
       }
-      if (url.empty()) invalid("field '" + url_path + "' (the image URL) is required", url_path);
+      if (url.empty()) {
+        invalid("field '" + url_path + "' (the image URL) is required", url_path);
+      }
       parts.push_back({.is_image = true,
                        .value = std::move(url),
                        .field = url_path,
@@ -102,11 +107,17 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
   for (size_t i = 0; i < it->size(); ++i) {
     const auto& m = (*it)[i];
     const std::string path = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object()) invalid("field '" + path + "' must be an object", path);
+    if (!m.is_object()) {
+      invalid("field '" + path + "' must be an object", path);
+    }
     reject_unsupported_fields(m, path, {"role", "content"}, {{"name", {}}, {"refusal", {}}});
     auto role = opt_string(m, "role", path);
-    if (!role) invalid("field '" + path + ".role' is required", path + ".role");
-    if (*role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (!role) {
+      invalid("field '" + path + ".role' is required", path + ".role");
+    }
+    if (*role == "developer") {
+      role = "system";  // OpenAI's newer name for the system role
+    }
     if (*role != "system" && *role != "user" && *role != "assistant") {
       invalid("role '" + *role + "' is not supported; use system, user or assistant",
               path + ".role");
@@ -128,7 +139,9 @@ void reject_unsupported_parameters(const std::string& task, const Json& params) 
   if (task == "text-gen" || task == "image-caption") {
     fields = {"max_tokens", "temperature",    "top_p",      "top_k", "min_p",  "stop",
               "seed",       "repeat_penalty", "ignore_eos", "raw",   "system", "stream"};
-    if (task == "image-caption") fields.emplace_back("prompt");
+    if (task == "image-caption") {
+      fields.emplace_back("prompt");
+    }
   } else {
     fields = {"language", "translate", "timestamps", "words", "prompt", "temperature", "stream"};
   }
@@ -151,7 +164,9 @@ SpeechParams read_speech_params(const Json& params) {
 }  // namespace
 
 float checked_speech_temperature(double t, const std::string& field) {
-  if (!(t >= 0 && t <= 1)) invalid("field '" + field + "' must be between 0 and 1", field);
+  if (!(t >= 0 && t <= 1)) {
+    invalid("field '" + field + "' must be between 0 and 1", field);
+  }
   return static_cast<float>(t);
 }
 
@@ -187,12 +202,18 @@ CompletionRequest parse_completion_request(const Json& body) {
   } else {
     invalid("field 'prompt' must be a string (or an array of one string)", "prompt");
   }
-  if (r.prompt.empty()) invalid("field 'prompt' is empty", "prompt");
+  if (r.prompt.empty()) {
+    invalid("field 'prompt' is empty", "prompt");
+  }
   read_generation_params(body, "", r.generation);
   r.stream = read_stream_choice(body);
   if (auto n = opt_integer(body, "logprobs", "")) {
-    if (*n < 0 || *n > 20) invalid("logprobs must be between 0 and 20", "logprobs");
-    if (*n > 0 && r.stream.stream) invalid("logprobs is supported without stream only", "logprobs");
+    if (*n < 0 || *n > 20) {
+      invalid("logprobs must be between 0 and 20", "logprobs");
+    }
+    if (*n > 0 && r.stream.stream) {
+      invalid("logprobs is supported without stream only", "logprobs");
+    }
     r.generation.top_logprobs = static_cast<int32_t>(*n);
   }
   return r;
@@ -202,7 +223,9 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
   reject_unsupported_fields(body, "", {"task", "input", "parameters", "stream"});
   InferenceRequest r;
   const auto task = opt_string(body, "task", "");
-  if (!task) invalid(std::string("field 'task' is required; valid tasks: ") + kValidTasks, "task");
+  if (!task) {
+    invalid(std::string("field 'task' is required; valid tasks: ") + kValidTasks, "task");
+  }
   if (*task != "text-gen" && *task != "image-caption" && *task != "speech-transcribe") {
     invalid("unknown task '" + *task + "'; valid tasks: " + kValidTasks, "task");
   }
@@ -217,7 +240,9 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
     invalid("task 'text-gen' takes no uploaded file; send 'input' as text", "input");
   }
   if (r.task == "speech-transcribe") {
-    if (r.stream) invalid("task 'speech-transcribe' does not stream", "stream");
+    if (r.stream) {
+      invalid("task 'speech-transcribe' does not stream", "stream");
+    }
     r.speech = read_speech_params(params);
     if (!has_upload && !r.input) {
       invalid("field 'input' (the audio: base64, a data URL, or an uploaded file) is required",
@@ -229,8 +254,12 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
   r.raw = opt_bool(params, "raw", "parameters").value_or(false);
   r.system = opt_string(params, "system", "parameters");
   if (r.task == "text-gen") {
-    if (!r.input) invalid("field 'input' (the prompt text) is required", "input");
-    if (r.input->empty()) invalid("field 'input' is empty", "input");
+    if (!r.input) {
+      invalid("field 'input' (the prompt text) is required", "input");
+    }
+    if (r.input->empty()) {
+      invalid("field 'input' is empty", "input");
+    }
   } else {
     r.caption_prompt = opt_string(params, "prompt", "parameters").value_or(kDefaultCaptionPrompt);
     if (!has_upload && !r.input) {

@@ -7,7 +7,9 @@
 namespace mmserve::http {
 
 void throw_if_failed(const scheduler::GenerationOutcome& o) {
-  if (o.error) throw *o.error;
+  if (o.error) {
+    throw *o.error;
+  }
 }
 
 const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
@@ -44,18 +46,26 @@ struct StreamState {
 // One call of the content provider: sends what is new. False: the client is gone.
 bool pump(StreamState& st, httplib::DataSink& sink) {
   auto send = [&](const std::string& bytes) {
-    if (bytes.empty()) return true;
-    if (sink.write(bytes.data(), bytes.size())) return true;
+    if (bytes.empty()) {
+      return true;
+    }
+    if (sink.write(bytes.data(), bytes.size())) {
+      return true;
+    }
     st.generation->cancel();  // the client went away
     return false;
   };
   if (!st.opened) {
     st.opened = true;
-    if (st.format.opening && !send(st.format.opening())) return false;
+    if (st.format.opening && !send(st.format.opening())) {
+      return false;
+    }
   }
   bool finished = false;
   const std::string text = st.generation->take_text(std::chrono::milliseconds(100), finished);
-  if (!text.empty() && !send(st.format.piece(text))) return false;
+  if (!text.empty() && !send(st.format.piece(text))) {
+    return false;
+  }
   if (finished) {
     const auto& outcome = st.generation->wait();
     if (!send(outcome.error ? sse_error(*outcome.error) : st.format.closing(outcome))) {
@@ -71,7 +81,9 @@ bool fail(StreamState& st, httplib::DataSink& sink, const Error& error) noexcept
   try {
     st.generation->cancel();
     const std::string event = sse_error(error);
-    if (!sink.write(event.data(), event.size())) return false;
+    if (!sink.write(event.data(), event.size())) {
+      return false;
+    }
     sink.done();
     return true;
   } catch (...) {
@@ -103,7 +115,9 @@ void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Genera
         }
       },
       [generation, on_release = std::move(on_release)](bool success) noexcept {
-        if (!success) generation->cancel();
+        if (!success) {
+          generation->cancel();
+        }
         if (on_release) {
           try {
             on_release();
