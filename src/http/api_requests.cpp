@@ -230,8 +230,9 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
     invalid("unknown task '" + *task + "'; valid tasks: " + kValidTasks, "task");
   }
   r.task = *task;
+  static const Json kNoParameters = Json::object();
   const Json* given = opt_object(body, "parameters", "");
-  const Json params = given != nullptr ? *given : Json::object();
+  const Json& params = given != nullptr ? *given : kNoParameters;
   reject_unsupported_parameters(r.task, params);
   r.stream = opt_bool(body, "stream", "").value_or(false) ||
              opt_bool(params, "stream", "parameters").value_or(false);

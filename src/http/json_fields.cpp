@@ -56,7 +56,41 @@ void reject_unsupported_fields(const Json& obj, const std::string& path,
   }
 }
 
+namespace {
+
+// The deepest nesting of arrays and objects in `text` (strings skipped). Copying or comparing a
+// JSON value recurses once per level, so a body of a million '[' would exhaust the stack.
+size_t nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
 Json parse_json_object(const std::string& body) {
+  if (nesting_depth(body) > kMaxJsonDepth) {
+    throw Error(ErrorCode::kInvalidInput,
+                "the JSON body nests arrays and objects deeper than " +
+                    std::to_string(kMaxJsonDepth) + " levels",
+                "body");
+  }
   Json j;
   try {
     j = Json::parse(body);

@@ -13,7 +13,10 @@ namespace mmserve::http {
 
 using Json = nlohmann::json;
 
-// Parses a request body that must be a JSON object.
+// No request needs more; deeper bodies are refused before parsing (stack safety).
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// Parses a request body that must be a JSON object, at most kMaxJsonDepth levels deep.
 Json parse_json_object(const std::string& body);
 
 // Each returns nullopt when the field is absent or null, and throws when it has the wrong type.

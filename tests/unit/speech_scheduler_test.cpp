@@ -244,7 +244,8 @@ TEST(SpeechScheduler, AnEngineFailureEndsOnlyItsRequest) {
 TEST(SpeechScheduler, NoAudioFinishesAtOnce) {
   Bench bench;
   auto speech = make(bench, 1);
-  const auto& o = speech->submit(SpeechRequest{}, kNever)->wait();
+  const auto job = speech->submit(SpeechRequest{}, kNever);  // the outcome lives in the job
+  const auto& o = job->wait();
   EXPECT_EQ(o.windows, 0);
   EXPECT_TRUE(o.transcript.segments.empty());
   EXPECT_TRUE(bench.started.empty());
