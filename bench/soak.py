@@ -53,26 +53,26 @@ def log(msg):
 # ------------------------------------------------------------------ media
 
 
+def _png_file(width, height, pixels):
+    """A PNG of width x height whose compressed pixel data is `pixels` (filtered rows)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(pixels))
+            + chunk(b"IEND", b""))
+
+
 def png(width, height, seed=0):
     """An RGB PNG of a colour gradient, made here."""
     rows = b"".join(b"\0" + bytes(((x * 7 + y * 3 + seed) % 256, (x * y + seed) % 256, (y * 5) % 256)
                                   [c] for x in range(width) for c in range(3))
                     for y in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return _png_file(width, height, rows)
 
 
 def png_claiming(width, height):
     """A tiny PNG whose header claims width x height (a decompression bomb)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-            + chunk(b"IEND", b""))
+    return _png_file(width, height, b"\0" * 16)
 
 
 def multipart(fields, files):
