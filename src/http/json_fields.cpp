@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <vector>
 
 #include "core/error.h"
 
@@ -58,38 +60,60 @@ void reject_unsupported_fields(const Json& obj, const std::string& path,
 
 namespace {
 
-// The deepest nesting of arrays and objects in `text` (strings skipped). Copying or comparing a
-// JSON value recurses once per level, so a body of a million '[' would exhaust the stack.
-size_t nesting_depth(std::string_view text) {
-  size_t depth = 0, deepest = 0;
+// Where `text` first nests arrays and objects deeper than kMaxJsonDepth, as the field path of
+// the object keys leading there ("parameters.stop"; "body" when the body itself is that deep),
+// or nullopt when it never does. Copying or comparing a JSON value recurses once per level, so
+// a body of a million '[' must never be parsed. Strings are skipped; the body is not validated
+// here (the parser does that).
+std::optional<std::string> too_deep_at(std::string_view text) {
+  struct Level {
+    char kind;        // '{' or '['
+    std::string key;  // the last key seen in this object
+  };
+  std::vector<Level> levels;
+  std::string current, last_string;
   bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') {
-        ++i;
+      if (c == '\\' && i + 1 < text.size()) {
+        current += text[++i];
       } else if (c == '"') {
         in_string = false;
+        last_string.swap(current);
+      } else {
+        current += c;
       }
     } else if (c == '"') {
       in_string = true;
+      current.clear();
+    } else if (c == ':' && !levels.empty() && levels.back().kind == '{') {
+      levels.back().key = last_string;
     } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+      levels.push_back({c, {}});
+      if (levels.size() > kMaxJsonDepth) {
+        std::string path;
+        for (const auto& level : levels) {
+          if (level.kind != '{' || level.key.empty()) break;
+          path = join_path(path, level.key.c_str());
+        }
+        return path.empty() ? "body" : path;
+      }
+    } else if ((c == ']' || c == '}') && !levels.empty()) {
+      levels.pop_back();
     }
   }
-  return deepest;
+  return std::nullopt;
 }
 
 }  // namespace
 
 Json parse_json_object(const std::string& body) {
-  if (nesting_depth(body) > kMaxJsonDepth) {
+  if (const auto field = too_deep_at(body)) {
     throw Error(ErrorCode::kInvalidInput,
-                "the JSON body nests arrays and objects deeper than " +
-                    std::to_string(kMaxJsonDepth) + " levels",
-                "body");
+                "field '" + *field + "' nests arrays and objects deeper than " +
+                    std::to_string(kMaxJsonDepth) + " levels (the most a request may)",
+                *field);
   }
   Json j;
   try {

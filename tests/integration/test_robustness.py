@@ -296,8 +296,9 @@ def test_no_op_values_of_unimplemented_fields_are_accepted(stories_server):
 @needs_stories
 @pytest.mark.parametrize("path", ["/v1/inference", "/v1/chat/completions", "/v1/completions"])
 def test_a_deeply_nested_body_is_refused_not_a_stack_overflow(stories_server, path):
-    for body in ('{"parameters": ' + "[" * 200000 + "]" * 200000 + "}",
-                 '{"a": ' + '{"b": ' * 100 + "1" + "}" * 100 + "}"):
+    for body, field in (('{"parameters": ' + "[" * 200000 + "]" * 200000 + "}", "parameters"),
+                        ('{"a": ' + '{"b": ' * 100 + "1" + "}" * 100 + "}", "a" + ".b" * 63),
+                        ("[" * 100000 + "]" * 100000, "body")):
         status, _, answer = stories_server.post(path, body)
-        assert status == 400 and answer["error"]["param"] == "body", answer
+        assert status == 400 and answer["error"]["param"] == field, answer
     assert stories_server.get("/health")[0] == 200
