@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "http/log_sink.h"
 #include "metrics/server_metrics.h"
+#include "runtime/process_memory.h"
 
 namespace mmserve::http {
 namespace {
@@ -136,6 +137,7 @@ void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
   t_record = Record{};  // also releases the generation
 
   LogSink::standard_error().write_line(format_log_line(e));
+  runtime::release_free_memory();  // the request's buffers are gone: give their pages back
 }
 
 void complete_deferred() {
