@@ -2,7 +2,8 @@
 // parse_json_object, then parse_chat_request, parse_completion_request and
 // parse_inference_request (with and without an uploaded file).
 //
-// Invariants: a refusal is Error(kInvalidInput), or kModelUnavailable for content kinds no model
+// Invariants: a body that is not JSON, or nests deeper than 64 levels, is refused naming "body"
+// or the field where it nests too deep; a refusal is Error(kInvalidInput), or kModelUnavailable for content kinds no model
 // here reads, and always names a field; an accepted request is within the documented ranges
 // (max_tokens 0 = not given or 1..1e6, top_logprobs 0..20, a known task, non-empty text inputs,
 // a speech temperature in [0, 1]). Plus ASan and UBSan.
@@ -36,8 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     json = http::parse_json_object(body);
   } catch (const Error& e) {
+    // "body", or the field where the body nests too deep.
     fuzz::expect_code(e, {ErrorCode::kInvalidInput});
-    fuzz::expect_field(e, "body");
+    FUZZ_CHECK(!e.field().empty());
     return 0;
   }
   try {
