@@ -131,10 +131,12 @@ def test_a_transcription_is_cancelled_when_its_client_leaves(tmp_path):
         audio = wav_bytes(speech_like(240))  # 8 windows: minutes of work if nobody stops it
         send_then_close(server, "/v1/inference",
                         {"task": "speech-transcribe", "input": base64.b64encode(audio).decode()}, after=1.0)
+        windows_at_close = server.health()["speech"]["windows"]
         wait_for(lambda: server.health()["speech"]["cancelled"] == 1, 20, "the transcription was never cancelled")
         speech = server.health()["speech"]
         assert speech["running"] == 0 and speech["active"] == 0
-        assert speech["windows"] <= 3  # stopped within a window of noticing, not after all 8
+        # Stopped within the window running when the client left, not after all 8.
+        assert speech["windows"] <= windows_at_close + 1 < 8, (windows_at_close, speech)
 
 
 # ---- finding 5: /ready for every queue size, and each 503 state ----
