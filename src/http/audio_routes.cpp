@@ -49,9 +49,7 @@ SpeechAnswer transcribe(runtime::Runtime& rt, const httplib::Request& req,
                                  scheduler::SpeechJob::Clock::now() + rt.options().request_timeout);
   // A client that closes its connection cancels the job: its running window stops within one
   // ggml graph and the rest are dropped.
-  while (!job->wait_for(kClientPoll)) {
-    if (req.is_connection_closed()) job->cancel(ErrorCode::kCancelled);
-  }
+  wait_while_connected(req, *job);
   SpeechAnswer answer{job->wait(), model->id()};
   if (answer.outcome.error) throw *answer.outcome.error;
   return answer;

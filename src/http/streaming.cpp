@@ -14,12 +14,7 @@ void throw_if_failed(const scheduler::GenerationOutcome& o) {
 
 const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
                                                     scheduler::Generation& generation) {
-  while (!generation.wait_for(kClientPoll)) {
-    if (req.is_connection_closed()) {
-      generation.cancel();
-      break;
-    }
-  }
+  wait_while_connected(req, generation);
   return generation.wait();
 }
 

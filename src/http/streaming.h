@@ -33,6 +33,18 @@ inline constexpr std::chrono::milliseconds kClientPoll{25};
 // becomes the typed error it carries; a normal end (stop, length) returns.
 void throw_if_failed(const scheduler::GenerationOutcome& outcome);
 
+// Waits until `job` (a Generation or a SpeechJob) has its outcome, cancelling it when the
+// client closes the connection; the caller then reads the outcome with job.wait().
+template <class Job>
+void wait_while_connected(const httplib::Request& req, Job& job) {
+  while (!job.wait_for(kClientPoll)) {
+    if (req.is_connection_closed()) {
+      job.cancel();
+      return;
+    }
+  }
+}
+
 // Waits for a non-streamed generation; cancels it when the client closes the connection.
 const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
                                                     scheduler::Generation& generation);

@@ -31,9 +31,8 @@ const SpeechOutcome& SpeechJob::wait() {
   std::unique_lock lock(mutex_);
   const bool bounded = deadline_ != Clock::time_point::max();
   if (bounded && !changed_.wait_until(lock, deadline_, [&] { return outcome_.has_value(); })) {
-    timed_out_.store(true);
     lock.unlock();
-    cancel();
+    expire();
     lock.lock();
   }
   changed_.wait(lock, [&] { return outcome_.has_value(); });
@@ -45,11 +44,15 @@ bool SpeechJob::wait_for(std::chrono::milliseconds wait) {
   const auto until = std::min(deadline_, Clock::now() + wait);
   if (changed_.wait_until(lock, until, [&] { return outcome_.has_value(); })) return true;
   if (Clock::now() >= deadline_) {
-    timed_out_.store(true);
     lock.unlock();
-    cancel();
+    expire();
   }
   return false;
+}
+
+void SpeechJob::expire() {
+  timed_out_.store(true);
+  cancel();
 }
 
 bool SpeechJob::finished() const {

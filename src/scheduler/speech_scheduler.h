@@ -89,6 +89,9 @@ class SpeechJob {
   void attach(std::weak_ptr<SpeechSchedulerCore> core);
 
  private:
+  // The deadline passed: cancel, and report timed_out. Call without mutex_ held.
+  void expire();
+
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::optional<SpeechOutcome> outcome_;     // guarded by mutex_
