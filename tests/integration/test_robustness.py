@@ -172,11 +172,13 @@ def test_ready_is_503_while_the_queue_is_full():
         body = {"prompt": "Once", "max_tokens": 500, "ignore_eos": True}
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(server.post, "/v1/completions", body) for _ in range(2)]
-            wait_for(lambda: server.health()["text"]["waiting"] == 1 or all(f.done() for f in futures),
-                     10, "nothing queued")
+            def both_in():  # one running and one waiting: from here on, waiting can only fall
+                text = server.health()["text"]
+                return text["running"] == 1 and text["waiting"] == 1
+            wait_for(lambda: both_in() or all(f.done() for f in futures), 10, "nothing queued")
+            queued_before = server.health()["text"]["waiting"] == 1
             seen = server.get("/ready")
-            queued = server.health()["text"]["waiting"] == 1
-            if queued:
+            if queued_before and server.health()["text"]["waiting"] == 1:  # queued throughout
                 assert seen[0] == 503 and seen[2]["reason"] == "the wait queue is full", seen
             assert all(f.result()[0] == 200 for f in futures)
         assert server.get("/ready")[0] == 200
