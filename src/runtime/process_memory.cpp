@@ -12,6 +12,12 @@ void limit_malloc_arenas(int arenas) {
 #else
   (void)arenas;
 #endif
+#ifdef M_MMAP_THRESHOLD
+  // A fixed threshold turns off glibc's dynamic one, which rises to 32 MiB after the first large
+  // free and then puts every later decoded image, PCM buffer and base64 body on the heap, where
+  // freeing it leaves holes; mapped blocks go back to the kernel the moment they are freed.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 }
 
 void release_free_memory(std::chrono::milliseconds interval) {

@@ -2,14 +2,16 @@
 // bodies of megabytes, decoded images and audio, whisper states renewed after sampling) are
 // freed, but glibc keeps freed pages in per-thread arenas, so under a mixed load RSS creeps up
 // long after the working set stopped growing (seen in `make soak`). Two glibc tunings fix it:
-// fewer arenas, and handing free pages back to the kernel now and then. Thread-safe.
+// fewer arenas with large blocks always mapped, and handing free pages back to the kernel now
+// and then. Thread-safe.
 #pragma once
 
 #include <chrono>
 
 namespace mmserve::runtime {
 
-// Caps glibc's malloc arenas (call once, before the worker threads start).
+// Caps glibc's malloc arenas and fixes the mmap threshold at 256 KiB (call once, before the
+// worker threads start).
 void limit_malloc_arenas(int arenas);
 
 // Returns freed heap pages to the kernel (malloc_trim), at most once per `interval` however
