@@ -481,6 +481,9 @@ def main():
     end_rss = statistics.median(end) if end else None
     growth = (end_rss - warm_rss) / warm_rss * 100 if warm_rss and end_rss else None
     peak = max((r for _, r in first), default=None)
+    by_minute = {}  # the last sample of each minute: where the growth happened
+    for t, r in first:
+        by_minute[int(t // 60)] = r
 
     server_5xx = 0
     if metrics_text:
@@ -522,7 +525,8 @@ def main():
         "violations": stats.n_violations, "violation_samples": stats.violations,
         "rss": {"warm_mib": mib(warm_rss), "warm_window_s": [warm_at, warm_at + RSS_WINDOW_S],
                 "end_mib": mib(end_rss), "end_window_s": [total_s - RSS_WINDOW_S, total_s],
-                "peak_mib": mib(peak), "growth_percent": round(growth, 2) if growth is not None else None},
+                "peak_mib": mib(peak), "growth_percent": round(growth, 2) if growth is not None else None,
+                "by_minute_mib": [mib(by_minute[m]) for m in sorted(by_minute)]},
         "tasks": tasks, "sigterm_exit_code": exit_code, "failures": failures, "pass": not failures,
     }
     out = Path(args.out)
@@ -535,6 +539,7 @@ def main():
         f"protocol violations {stats.n_violations}, SIGTERM exit {exit_code}")
     log(f"RSS warm {mib(warm_rss)} MiB, end {mib(end_rss)} MiB, peak {mib(peak)} MiB, growth "
         f"{'n/a' if growth is None else f'{growth:+.2f}%'}")
+    log("RSS by minute (MiB): " + " ".join(f"{v:.0f}" for v in summary["rss"]["by_minute_mib"] if v))
     log(f"{'task':<22}{'requests':>9}{'p50 ms':>10}{'p99 ms':>10}  statuses")
     for label, t in tasks.items():
         p50 = "-" if t["p50_ms"] is None else f"{t['p50_ms']:.0f}"
