@@ -21,14 +21,22 @@
 #include "engine/speech_model.h"
 #include "http/http_server.h"
 #include "http/routes.h"
+#include "metrics/server_metrics.h"
+#include "runtime/models_file.h"
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
 
 namespace mmserve::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: mmserve serve [-m MODEL.gguf] [options]
+constexpr const char* kUsage = R"(usage: mmserve serve [-m MODEL.gguf | --models MODELS.toml] [options]
   -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory)
+      --models FILE       several models at once, declared in a TOML file (docs/models.md);
+                          requests choose one by "model". Instead of -m/--mmproj/--whisper-model
+                          and --vad-model; -np, -c, -b, --speech-parallel are its defaults
+      --max-memory SIZE   memory budget for loaded models (8G, 512M); least recently used idle
+                          models are unloaded to load another (default: no budget)
+      --max-models N      most models loaded at once (default: no limit)
       --mmproj FILE       multimodal projector for the model (mmproj GGUF): enables images in
                           task "image-caption" and in chat messages (image_url parts)
       --max-image-bytes N   largest image accepted, encoded (default 20971520)
@@ -55,6 +63,8 @@ constexpr const char* kUsage = R"(usage: mmserve serve [-m MODEL.gguf] [options]
       --max-body-size N   largest request body in bytes (default 33554432)
       --drain-timeout S   on SIGTERM, how long in-flight requests may run on (default 30)
       --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
+      --admin-key KEY     the key of POST /models/load and /models/unload when --api-key is set
+                          (or $MMSERVE_ADMIN_KEY; without it those are refused)
       --log-prompts       debug: request log lines carry request bodies and generated text
                           (off by default: the log never holds prompts or outputs)
   -v, --verbose           show llama.cpp's own log
@@ -69,12 +79,103 @@ int positive(const ArgParser& p, const std::string& name, int fallback, int min 
   return v;
 }
 
+// The single-model flags: -m (with --mmproj) and --whisper-model (with --vad-model), each named
+// after its file as before. They are pinned: a single-model server never unloads.
+std::vector<runtime::ModelSpec> models_from_flags(const ArgParser& p,
+                                                  const runtime::ModelSpec& defaults) {
+  std::vector<runtime::ModelSpec> models;
+  const std::string whisper = p.get("--whisper-model");
+  const std::string vad = p.get("--vad-model");
+  if (!vad.empty() && whisper.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--vad-model needs --whisper-model", "--vad-model");
+  }
+  std::string text;
+  if (whisper.empty() || p.has("--model")) {
+    text = locate_text_model(p.get("--model"));
+  } else {
+    try {  // with a speech model, a text model is optional: take one only if one is configured
+      text = locate_text_model("");
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+    }
+  }
+  const std::string mmproj = p.get("--mmproj");
+  if (!mmproj.empty() && text.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--mmproj needs a text model (-m)", "--mmproj");
+  }
+  if (!text.empty()) {
+    runtime::ModelSpec spec = defaults;
+    spec.name = std::filesystem::path(text).stem().string();
+    spec.path = text;
+    spec.mmproj_path = mmproj;
+    spec.pinned = true;
+    models.push_back(std::move(spec));
+  }
+  if (!whisper.empty()) {
+    runtime::ModelSpec spec = defaults;
+    spec.kind = runtime::ModelKind::kSpeech;
+    spec.name = std::filesystem::path(whisper).stem().string();
+    if (!models.empty() && models.front().name == spec.name) spec.name += "-speech";
+    spec.path = whisper;
+    spec.vad_path = vad;
+    spec.pinned = true;
+    models.push_back(std::move(spec));
+  }
+  return models;
+}
+
+// The checks of a model's files that need no load: one line naming the file and the option.
+void check_model_files(const runtime::ModelSpec& spec, bool flags) {
+  if (spec.kind == runtime::ModelKind::kSpeech) {
+    engine::check_speech_model_file(spec.path, flags ? "--whisper-model" : "path");
+    if (!spec.vad_path.empty()) {
+      engine::check_vad_model_file(spec.vad_path, flags ? "--vad-model" : "vad");
+    }
+    return;
+  }
+  engine::inspect_gguf(spec.path);
+  if (spec.mmproj_path.empty()) return;
+  const char* field = flags ? "--mmproj" : "mmproj";
+  if (!std::filesystem::exists(spec.mmproj_path)) {
+    throw Error(ErrorCode::kNotFound, "projector file not found: " + spec.mmproj_path, field);
+  }
+  const auto proj = engine::inspect_gguf(spec.mmproj_path);
+  if (proj.architecture != "clip") {
+    throw Error(ErrorCode::kModelLoad,
+                spec.mmproj_path + " is a '" + proj.architecture +
+                    "' model, not a multimodal projector (mmproj-*.gguf)",
+                field);
+  }
+}
+
+void log_model_event(const runtime::ModelEvent& e) {
+  using Kind = runtime::ModelEvent::Kind;
+  const double mib = static_cast<double>(e.memory_bytes) / (1 << 20);
+  if (e.kind == Kind::kLoaded) {
+    std::fprintf(stderr, "mmserve: model '%s' loaded in %.2f s (about %.0f MiB)\n",
+                 e.model.c_str(), e.seconds, mib);
+  } else if (e.kind == Kind::kUnloaded) {
+    std::fprintf(stderr, "mmserve: model '%s' unloaded (%s; about %.0f MiB)\n", e.model.c_str(),
+                 e.reason.c_str(), mib);
+  } else {
+    std::fprintf(stderr, "mmserve: model '%s' failed to load: %s\n", e.model.c_str(),
+                 e.reason.c_str());
+  }
+  metrics::server_metrics().record_model_event(
+      e.model, e.kind == Kind::kLoaded ? "load" : e.kind == Kind::kUnloaded ? "unload" : "load_failed",
+      e.seconds);
+}
+
 }  // namespace
 
 int run_serve(const std::vector<std::string>& args) {
   // Before any thread starts: a few arenas keep the heap of ~100 HTTP threads compact.
   runtime::limit_malloc_arenas(4);
   ArgParser p({"-m|--model",
+               "--models",
+               "--max-memory",
+               "--max-models",
+               "--admin-key",
                "--mmproj",
                "--max-image-bytes",
                "--max-image-pixels",
@@ -105,27 +206,36 @@ int run_serve(const std::vector<std::string>& args) {
   engine::set_verbose_engine_logs(p.flag("--verbose"));
 
   runtime::RuntimeOptions ro;
-  ro.whisper_model_path = p.get("--whisper-model");
-  ro.vad_model_path = p.get("--vad-model");
-  if (!ro.vad_model_path.empty() && ro.whisper_model_path.empty()) {
-    throw Error(ErrorCode::kInvalidInput, "--vad-model needs --whisper-model", "--vad-model");
-  }
-  if (ro.whisper_model_path.empty() || p.has("--model")) {
-    ro.model_path = locate_text_model(p.get("--model"));
-  } else {
-    try {  // with a speech model, a text model is optional: take one only if one is configured
-      ro.model_path = locate_text_model("");
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kNotFound) throw;
+  runtime::ModelSpec defaults;  // what flags set for every model
+  defaults.parallel = positive(p, "--parallel", 4);
+  defaults.ctx_size = positive(p, "--ctx-size", 0, 0);
+  defaults.batch_size = positive(p, "--batch-size", 512);
+  defaults.speech_parallel = positive(p, "--speech-parallel", defaults.speech_parallel);
+  if (p.has("--models")) {
+    for (const char* single : {"--model", "--mmproj", "--whisper-model", "--vad-model"}) {
+      if (p.has(single)) {
+        throw Error(ErrorCode::kInvalidInput,
+                    std::string("--models declares every model; ") + single +
+                        " cannot be given with it",
+                    single);
+      }
     }
+    ro.models = runtime::parse_models_file(p.get("--models"), defaults);
+  } else {
+    ro.models = models_from_flags(p, defaults);
+    ro.registry.unknown_names_use_default = true;
   }
-  ro.speech_parallel = positive(p, "--speech-parallel", ro.speech_parallel);
-  ro.speech_threads = positive(p, "--speech-threads", 0, 0);
+  if (p.has("--max-memory")) {
+    ro.registry.max_memory_bytes = runtime::parse_byte_size(p.get("--max-memory"), "--max-memory");
+  }
+  ro.registry.max_models = positive(p, "--max-models", 0, 0);
+  ro.registry.speech_threads = positive(p, "--speech-threads", 0, 0);
+  ro.registry.threads = positive(p, "--threads", 0, 0);
+  ro.registry.queue_size = positive(p, "--queue-size", 64, 0);
   ro.audio_limits.max_bytes = static_cast<size_t>(
       positive(p, "--max-audio-bytes", static_cast<int>(ro.audio_limits.max_bytes)));
   ro.audio_limits.max_seconds =
       positive(p, "--max-audio-seconds", static_cast<int>(ro.audio_limits.max_seconds));
-  ro.mmproj_path = p.get("--mmproj");
   ro.image_limits.max_bytes = static_cast<size_t>(
       positive(p, "--max-image-bytes", static_cast<int>(ro.image_limits.max_bytes)));
   ro.image_limits.max_pixels =
@@ -134,11 +244,6 @@ int run_serve(const std::vector<std::string>& args) {
   for (std::string host; std::getline(hosts, host, ',');) {
     if (!host.empty()) ro.image_hosts.push_back(host);
   }
-  ro.parallel = positive(p, "--parallel", 4);
-  ro.ctx_size = positive(p, "--ctx-size", 0, 0);
-  ro.batch_size = positive(p, "--batch-size", 512);
-  ro.threads = positive(p, "--threads", 0, 0);
-  ro.queue_size = positive(p, "--queue-size", 64, 0);
   ro.request_timeout = std::chrono::seconds(positive(p, "--timeout", 600));
   http::HttpOptions ho;
   ho.host = p.get("--host", "127.0.0.1");
@@ -148,6 +253,8 @@ int run_serve(const std::vector<std::string>& args) {
   ho.max_body_bytes = static_cast<size_t>(positive(p, "--max-body-size", 32 << 20));
   const char* env_key = std::getenv("MMSERVE_API_KEY");
   ho.api_key = p.get("--api-key", env_key != nullptr ? env_key : "");
+  const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
+  ho.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
   ho.log_prompts = p.flag("--log-prompts");
   const auto drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
 
@@ -160,36 +267,17 @@ int run_serve(const std::vector<std::string>& args) {
   ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
 
   // Fail fast, with one line, on a model file that cannot work; the full load is in background.
-  if (!ro.model_path.empty()) engine::inspect_gguf(ro.model_path);
-  if (!ro.whisper_model_path.empty()) {
-    engine::check_speech_model_file(ro.whisper_model_path, "--whisper-model");
-  }
-  if (!ro.vad_model_path.empty()) engine::check_vad_model_file(ro.vad_model_path, "--vad-model");
-  if (!ro.mmproj_path.empty() && ro.model_path.empty()) {
-    throw Error(ErrorCode::kInvalidInput, "--mmproj needs a text model (-m)", "--mmproj");
-  }
-  if (!ro.mmproj_path.empty()) {
-    if (!std::filesystem::exists(ro.mmproj_path)) {
-      throw Error(ErrorCode::kNotFound, "projector file not found: " + ro.mmproj_path, "--mmproj");
-    }
-    const auto proj = engine::inspect_gguf(ro.mmproj_path);
-    if (proj.architecture != "clip") {
-      throw Error(ErrorCode::kModelLoad,
-                  "--mmproj " + ro.mmproj_path + " is a '" + proj.architecture +
-                      "' model, not a multimodal projector (mmproj-*.gguf)",
-                  "--mmproj");
-    }
-  }
+  for (const auto& spec : ro.models) check_model_files(spec, !p.has("--models"));
 
   runtime::Runtime runtime(ro);
   http::HttpServer server(runtime, ho);
   const int port = server.bind();
-  if (!ro.model_path.empty()) {
-    std::fprintf(stderr, "mmserve: loading %s (parallel %d)\n", ro.model_path.c_str(), ro.parallel);
-  }
-  if (!ro.whisper_model_path.empty()) {
-    std::fprintf(stderr, "mmserve: loading speech model %s (speech parallel %d)\n",
-                 ro.whisper_model_path.c_str(), ro.speech_parallel);
+  runtime.models().set_observer(log_model_event);
+  for (const auto& spec : ro.models) {
+    std::fprintf(stderr, "mmserve: model '%s': %s %s (parallel %d)%s\n", spec.name.c_str(),
+                 runtime::model_kind_name(spec.kind), spec.path.c_str(),
+                 spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel,
+                 spec.preload ? "" : ", loaded at its first request");
   }
   runtime.start_loading();
   std::printf("mmserve listening on http://%s:%d\n", ho.host.c_str(), port);

@@ -6,6 +6,7 @@ const char* error_code_name(ErrorCode code) noexcept {
   switch (code) {
     case ErrorCode::kInvalidInput: return "invalid_request_error";
     case ErrorCode::kUnauthorized: return "authentication_error";
+    case ErrorCode::kForbidden: return "permission_error";
     case ErrorCode::kNotFound: return "not_found_error";
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
     case ErrorCode::kModelUnavailable: return "model_not_loaded";

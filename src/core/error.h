@@ -15,6 +15,7 @@ namespace mmserve {
 enum class ErrorCode {
   kInvalidInput,      // the request or argument is malformed or out of range (HTTP 400)
   kUnauthorized,      // missing or wrong API key (HTTP 401)
+  kForbidden,         // a valid key that may not do this (HTTP 403)
   kNotFound,          // a named resource (model file, route) does not exist (HTTP 404)
   kPayloadTooLarge,   // input over a configured size limit (HTTP 413)
   kModelUnavailable,  // the task needs a model that is not loaded (HTTP 400 with a hint)

@@ -30,7 +30,7 @@ std::string load_failure(const std::string& path, const char* what) {
 
 }  // namespace
 
-void check_speech_model_file(const std::string& path, const std::string& field) {
+SpeechModelShape check_speech_model_file(const std::string& path, const std::string& field) {
   require_file(path, "model file", field.c_str());
   std::ifstream in(path, std::ios::binary);
   uint32_t magic = 0;
@@ -46,6 +46,14 @@ void check_speech_model_file(const std::string& path, const std::string& field) 
                     "Silero VAD files for --vad-model",
                 field);
   }
+  in.seekg(0, std::ios::end);
+  return {.file_bytes = static_cast<int64_t>(in.tellg()),
+          .n_audio_ctx = h[1],
+          .n_audio_state = h[2],
+          .n_audio_layer = h[4],
+          .n_text_ctx = h[5],
+          .n_text_state = h[6],
+          .n_text_layer = h[8]};
 }
 
 void check_vad_model_file(const std::string& path, const std::string& field) {

@@ -63,7 +63,12 @@ class SpeechModel {
 // VAD model): Error(kNotFound) when missing, Error(kModelLoad) when its header is not one (a
 // GGUF, or the other kind). whisper.cpp's loaders trust their input and may abort on a wrong
 // file, so the loads below check first.
-void check_speech_model_file(const std::string& path, const std::string& field);
+struct SpeechModelShape {  // from the file's header
+  int64_t file_bytes = 0;
+  int32_t n_audio_ctx = 0, n_audio_state = 0, n_audio_layer = 0;
+  int32_t n_text_ctx = 0, n_text_state = 0, n_text_layer = 0;
+};
+SpeechModelShape check_speech_model_file(const std::string& path, const std::string& field);
 void check_vad_model_file(const std::string& path, const std::string& field);
 
 // A span of speech found by the VAD, in seconds from the start of the audio.

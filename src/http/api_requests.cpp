@@ -25,14 +25,21 @@ std::vector<NoOpField> openai_no_ops() {
 }
 
 // Sampling and length fields implemented by read_generation_params, plus what both endpoints
-// read themselves, and `extra`. "model": the one loaded text model answers to any name (as
-// llama-server); "user": the client's end-user id, metadata that changes nothing.
+// read themselves, and `extra`. "model": a name or alias from the registry (read_model_name);
+// "user": the client's end-user id, metadata that changes nothing.
 std::vector<std::string_view> openai_fields(std::initializer_list<std::string_view> extra) {
   std::vector<std::string_view> fields = {
       "model", "max_tokens", "temperature", "top_p",  "top_k",          "min_p", "repeat_penalty",
       "seed",  "stop",       "ignore_eos",  "stream", "stream_options", "user"};
   fields.insert(fields.end(), extra);
   return fields;
+}
+
+// "model": which model serves the request; "" = the task's default.
+std::string read_model_name(const Json& body) {
+  auto name = opt_string(body, "model", "").value_or("");
+  if (name.size() > 256) invalid("field 'model' is longer than 256 bytes", "model");
+  return name;
 }
 
 StreamChoice read_stream_choice(const Json& body) {
@@ -181,6 +188,7 @@ ChatRequest parse_chat_request(const Json& body) {
   no_ops.push_back({"modalities", {Json::array({"text"})}});
   reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}), no_ops);
   ChatRequest r;
+  r.model = read_model_name(body);
   r.messages = read_messages(body);
   read_generation_params(body, "", r.generation, {"max_completion_tokens", "max_tokens"});
   r.stream = read_stream_choice(body);
@@ -194,6 +202,7 @@ CompletionRequest parse_completion_request(const Json& body) {
   no_ops.push_back({"suffix", {""}});
   reject_unsupported_fields(body, "", openai_fields({"prompt", "logprobs"}), no_ops);
   CompletionRequest r;
+  r.model = read_model_name(body);
   const auto it = body.find("prompt");
   if (it != body.end() && it->is_string()) {
     r.prompt = it->get<std::string>();
@@ -220,8 +229,9 @@ CompletionRequest parse_completion_request(const Json& body) {
 }
 
 InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
-  reject_unsupported_fields(body, "", {"task", "input", "parameters", "stream"});
+  reject_unsupported_fields(body, "", {"task", "input", "parameters", "stream", "model"});
   InferenceRequest r;
+  r.model = read_model_name(body);
   const auto task = opt_string(body, "task", "");
   if (!task) {
     invalid(std::string("field 'task' is required; valid tasks: ") + kValidTasks, "task");

@@ -35,12 +35,14 @@ struct ChatMessageRequest {
 };
 
 struct ChatRequest {
+  std::string model;  // name or alias; "" = the default text model
   std::vector<ChatMessageRequest> messages;
   engine::GenerationRequest generation;  // sampling, stop, max_tokens (0: not given); no prompt
   StreamChoice stream;
 };
 
 struct CompletionRequest {
+  std::string model;  // name or alias; "" = the default text model
   std::string prompt;
   engine::GenerationRequest generation;  // top_logprobs from "logprobs"
   StreamChoice stream;
@@ -58,6 +60,7 @@ struct SpeechParams {
 
 struct InferenceRequest {
   std::string task;                  // text-gen, image-caption or speech-transcribe
+  std::string model;                 // name or alias; "" = the task's default
   std::optional<std::string> input;  // the text, or the image/audio as base64 or a data URL
   bool stream = false;
   // text-gen and image-caption:

@@ -26,12 +26,11 @@ struct SpeechAnswer {
   std::string model_id;
 };
 
-SpeechAnswer transcribe(runtime::Runtime& rt, const httplib::Request& req,
-                        std::span<const uint8_t> audio, const SpeechParams& args,
-                        const SpeechFields& fields) {
-  auto& speech = rt.speech();  // 400 without a speech model, 503 while loading
-  const auto model = rt.speech_model();
-  if (!model) throw Error(ErrorCode::kUnavailable, "the speech model is not loaded yet");
+SpeechAnswer transcribe(const runtime::ModelLease& lease, runtime::Runtime& rt,
+                        const httplib::Request& req, std::span<const uint8_t> audio,
+                        const SpeechParams& args, const SpeechFields& fields) {
+  auto& speech = lease->speech();
+  const auto& model = lease->speech_model();
   scheduler::SpeechRequest request;
   request.language = model->resolve_language(args.language, fields.language);
   request.translate = args.translate;
@@ -50,7 +49,7 @@ SpeechAnswer transcribe(runtime::Runtime& rt, const httplib::Request& req,
   // A client that closes its connection cancels the job: its running window stops within one
   // ggml graph and the rest are dropped.
   wait_while_connected(req, *job);
-  SpeechAnswer answer{job->wait(), model->id()};
+  SpeechAnswer answer{job->wait(), lease->name()};
   if (answer.outcome.error) throw *answer.outcome.error;
   return answer;
 }
@@ -72,6 +71,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
   const httplib::FormData* file = nullptr;
   SpeechParams args;
   args.translate = translate;
+  std::string model_name;
   std::string format_name = "json";
   bool granularities = false;
   // Text fields arrive in req.form.fields, parts with a filename in req.form.files; a field
@@ -93,7 +93,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
       throw Error(ErrorCode::kInvalidInput, "the form field 'file' must be an uploaded file",
                   "file");
     } else if (name == "model") {
-      // One speech model is loaded; any name ("whisper-1") selects it, as clients expect.
+      model_name = value;  // a single-model server takes any name ("whisper-1"), as clients expect
     } else if (name == "language" && !translate) {
       args.language = value;
     } else if (name == "prompt") {
@@ -145,8 +145,9 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "timestamp_granularities[] needs response_format 'verbose_json'",
                 "timestamp_granularities[]");
   }
-  const auto answer =
-      transcribe(rt, req, bytes_of(file->content), args, {"file", "language", "translate"});
+  const auto lease = rt.acquire(runtime::Task::kSpeechTranscribe, model_name);
+  const auto answer = transcribe(lease, rt, req, bytes_of(file->content), args,
+                                 {"file", "language", "translate"});
   res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
                   engine::transcript_content_type(format));
 }
@@ -166,10 +167,12 @@ Json segment_json(const engine::SpeechSegment& s, bool words) {
 
 }  // namespace
 
-void handle_speech_transcribe(const SpeechParams& args, const std::optional<std::string>& input,
+void handle_speech_transcribe(const std::string& model_name, const SpeechParams& args,
+                              const std::optional<std::string>& input,
                               std::optional<std::string> upload, runtime::Runtime& rt,
                               const httplib::Request& req, httplib::Response& res) {
-  rt.speech();  // without a speech model: say so before looking at the input
+  // Without a speech model: say so before looking at the input.
+  const auto lease = rt.acquire(runtime::Task::kSpeechTranscribe, model_name);
   std::vector<uint8_t> decoded;
   std::span<const uint8_t> audio;
   if (upload) {
@@ -190,8 +193,8 @@ void handle_speech_transcribe(const SpeechParams& args, const std::optional<std:
     audio = decoded;
   }
   const bool timestamps = args.timestamps;
-  const auto answer =
-      transcribe(rt, req, audio, args, {"input", "parameters.language", "parameters.translate"});
+  const auto answer = transcribe(lease, rt, req, audio, args,
+                                 {"input", "parameters.language", "parameters.translate"});
   const auto& o = answer.outcome;
   Json out = {{"id", new_request_id("inf-")},
               {"task", "speech-transcribe"},

@@ -18,7 +18,8 @@ namespace mmserve::http {
 // the uploaded file. Parameters: language, translate, timestamps, words, prompt, temperature.
 // Answers {"id", "task", "model", "output", "language", "duration", "segments"?, "usage",
 // "timings"}.
-void handle_speech_transcribe(const SpeechParams& params, const std::optional<std::string>& input,
+void handle_speech_transcribe(const std::string& model, const SpeechParams& params,
+                              const std::optional<std::string>& input,
                               std::optional<std::string> upload, runtime::Runtime& rt,
                               const httplib::Request& req, httplib::Response& res);
 

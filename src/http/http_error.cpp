@@ -9,6 +9,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::kInvalidInput: return 400;
     case ErrorCode::kModelUnavailable: return 400;
     case ErrorCode::kUnauthorized: return 401;
+    case ErrorCode::kForbidden: return 403;
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kPayloadTooLarge: return 413;
     case ErrorCode::kBusy: return 429;

@@ -11,6 +11,7 @@
 #include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/metrics_routes.h"
+#include "http/model_routes.h"
 #include "http/request_log.h"
 #include "http/routes.h"
 
@@ -47,28 +48,36 @@ std::string new_request_id(const char* prefix) {
 
 namespace {
 
+Json text_stats_json(const scheduler::SchedulerStats& s) {
+  return {{"running", s.running},          {"waiting", s.waiting},
+          {"queue_capacity", s.queue_capacity}, {"queue_full", s.full},
+          {"kv_cache_usage", s.kv_usage},   {"cancelled", s.cancelled},
+          {"steps", s.steps}};
+}
+
+Json speech_stats_json(const scheduler::SpeechStats& s) {
+  return {{"running", s.running},      {"active", s.active},
+          {"waiting", s.waiting},      {"queued", s.queued},
+          {"parallel", s.parallel},    {"queue_capacity", s.queue_capacity},
+          {"windows", s.windows_done}, {"cancelled", s.cancelled}};
+}
+
+// State, and per loaded model its scheduler's figures. "text" and "speech" repeat the first
+// loaded model of each kind (what single-model servers always showed).
 Json health_json(runtime::Runtime& rt) {
   Json j = {{"status", "ok"}, {"state", runtime::state_name(rt.state())}};
   if (rt.state() == runtime::State::kReady || rt.state() == runtime::State::kDraining) {
-    try {
-      const auto s = rt.text().stats();
-      j["text"] = {{"running", s.running},
-                   {"waiting", s.waiting},
-                   {"queue_capacity", s.queue_capacity},
-                   {"queue_full", s.full},
-                   {"kv_cache_usage", s.kv_usage},
-                   {"cancelled", s.cancelled},
-                   {"steps", s.steps}};
-    } catch (const Error&) {
+    Json models = Json::object();
+    for (const auto& lease : rt.models().loaded()) {
+      const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
+      Json stats = speech ? speech_stats_json(lease->speech().stats())
+                          : text_stats_json(lease->text().stats());
+      const char* kind = speech ? "speech" : "text";
+      if (!j.contains(kind)) j[kind] = stats;
+      stats["kind"] = kind;
+      models[lease->name()] = std::move(stats);
     }
-    try {
-      const auto s = rt.speech().stats();
-      j["speech"] = {{"running", s.running},      {"active", s.active},
-                     {"waiting", s.waiting},      {"queued", s.queued},
-                     {"parallel", s.parallel},    {"queue_capacity", s.queue_capacity},
-                     {"windows", s.windows_done}, {"cancelled", s.cancelled}};
-    } catch (const Error&) {
-    }
+    j["models"] = std::move(models);
   }
   return j;
 }
@@ -79,11 +88,12 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     : runtime_(runtime), options_(std::move(options)) {
   // Every admitted or queued request holds an HTTP worker while it waits, so size the pool
   // for all of them plus room for health checks and refusals.
-  const auto& ro = runtime_.options();
-  const int speech = runtime_.has_speech() ? ro.speech_parallel + ro.queue_size : 0;
-  const int threads = options_.threads > 0
-                          ? options_.threads
-                          : std::clamp(ro.parallel + ro.queue_size + speech + 8, 16, 1024);
+  const int queue = runtime_.options().registry.queue_size;
+  int slots = 8;
+  for (const auto& spec : runtime_.models().specs()) {
+    slots += (spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel) + queue;
+  }
+  const int threads = options_.threads > 0 ? options_.threads : std::clamp(slots, 16, 1024);
   server_.new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
@@ -151,18 +161,15 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     Json j = health_json(runtime_);
     const auto state = runtime_.state();
     bool ready = state == runtime::State::kReady;
-    if (ready && runtime_.has_text()) {
-      const auto s = runtime_.text().stats();
-      if (s.full) {  // the scheduler's own test: a request now would get 429
+    // A loaded model's scheduler that would refuse a request now (429) makes the replica
+    // unready, so that a balancer sends that work elsewhere.
+    for (const auto& lease : ready ? runtime_.models().loaded() : std::vector<runtime::ModelLease>{}) {
+      const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
+      if (speech ? lease->speech().stats().full : lease->text().stats().full) {
         ready = false;
-        j["reason"] = "the wait queue is full";
-      }
-    }
-    if (ready && runtime_.has_speech()) {
-      const auto s = runtime_.speech().stats();
-      if (s.full) {
-        ready = false;
-        j["reason"] = "the speech queue is full";
+        j["reason"] = speech ? "the speech queue is full" : "the wait queue is full";
+        j["model"] = lease->name();
+        break;
       }
     }
     if (state != runtime::State::kReady) {
@@ -176,6 +183,8 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
   register_openai_routes(server_, runtime_);
   register_audio_routes(server_, runtime_);
   register_metrics_routes(server_, runtime_);
+  register_model_routes(server_, runtime_,
+                        {.api_key = options_.api_key, .admin_key = options_.admin_key});
 }
 
 HttpServer::~HttpServer() {

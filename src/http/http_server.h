@@ -21,6 +21,7 @@ struct HttpOptions {
   int port = 8080;  // 0 picks a free port
   size_t max_body_bytes = 32u << 20;
   std::string api_key;       // when set, /v1/* needs "Authorization: Bearer <key>"
+  std::string admin_key;     // with api_key: what /models/load and /models/unload need
   int threads = 0;           // HTTP worker threads; 0 = enough for every slot and queue entry
   bool log_prompts = false;  // request log lines carry request bodies and generated text
 };

@@ -49,7 +49,7 @@ InferenceInput read_input(const httplib::Request& req) {
       } catch (const Error& e) {
         throw Error(e.code(), std::string("form field 'parameters': ") + e.what(), "parameters");
       }
-    } else if (name == "task" || name == "input") {
+    } else if (name == "task" || name == "input" || name == "model") {
       in.body[name] = content;
     } else if (name == "stream") {
       if (content != "true" && content != "false" && content != "1" && content != "0") {
@@ -60,7 +60,7 @@ InferenceInput read_input(const httplib::Request& req) {
     } else {
       throw Error(ErrorCode::kInvalidInput,
                   "unknown form field '" + name +
-                      "'; fields: task, input (text or file), image, file, parameters, stream",
+                      "'; fields: task, model, input (text or file), image, file, parameters, stream",
                   name);
     }
   };
@@ -88,12 +88,13 @@ Json usage_json(const engine::SequenceResult& r) {
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, const httplib::Request& req, httplib::Response& res);
+                       const runtime::ModelLease& lease, runtime::Runtime& rt,
+                       const httplib::Request& req, httplib::Response& res);
 
 void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Request& req,
                      httplib::Response& res) {
-  auto& text = rt.text();
-  const auto& model = text.model();
+  const auto lease = rt.acquire(runtime::Task::kTextGen, r.model);
+  const auto& model = lease->text().model();
   // An instruction-tuned model (one with a chat template) gets the input as a user turn, as
   // Ollama's and llama-server's users expect; "raw": true sends it as a plain completion.
   if (model.has_chat_template() && !r.raw) {
@@ -104,13 +105,13 @@ void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Re
   } else {
     r.generation.prompt = model.tokenize(*r.input, true, false);
   }
-  submit_and_answer(std::move(r.generation), "text-gen", r.stream, rt, req, res);
+  submit_and_answer(std::move(r.generation), "text-gen", r.stream, lease, rt, req, res);
 }
 
 void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       runtime::Runtime& rt, const httplib::Request& req, httplib::Response& res) {
-  auto& text = rt.text();
-  const auto& model = text.model();
+                       const runtime::ModelLease& lease, runtime::Runtime& rt,
+                       const httplib::Request& req, httplib::Response& res) {
+  auto& text = lease->text();
 
   const auto deadline = scheduler::Generation::Clock::now() + rt.options().request_timeout;
   std::shared_ptr<scheduler::Generation> generation;
@@ -122,7 +123,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
     throw Error(e.code(), e.what(), "parameters." + e.field());
   }
   const std::string id = new_request_id("inf-");
-  const std::string model_id = model.id();
+  const std::string model_id = lease->name();
   note_generation(generation, id, stream);
 
   if (!stream) {
@@ -140,7 +141,8 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
   }
   counted_stream_generation(
       res, generation,
-      {.opening = nullptr,
+      {.keep_alive = lease,
+       .opening = nullptr,
        .piece =
            [id, task](std::string_view piece) {
              return sse_event(Json{{"id", id}, {"task", task}, {"output", piece}});
@@ -161,14 +163,8 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
 void handle_image_caption(InferenceRequest r, std::optional<std::string> upload,
                           runtime::Runtime& rt, const httplib::Request& req,
                           httplib::Response& res) {
-  rt.text();  // a server still loading answers 503, not "no projector"
-  const auto vision = rt.vision();
-  if (!vision) {
-    throw Error(ErrorCode::kModelUnavailable,
-                "task 'image-caption' needs a vision model and projector (--mmproj), which "
-                "this server has not loaded",
-                "task");
-  }
+  const auto lease = rt.acquire(runtime::Task::kImageCaption, r.model);
+  const auto& vision = lease->vision();  // the registry gave a model with a projector
   const ImageInputPolicy policy = image_policy(rt.options());
   media::Image image = upload ? image_from_bytes(*upload, policy, "input")
                               : image_from_string(*r.input, policy, "input");
@@ -178,7 +174,7 @@ void handle_image_caption(InferenceRequest r, std::optional<std::string> upload,
   r.generation.prompt = std::move(tokenized.tokens);
   r.generation.media = std::move(tokenized.media);
   metrics::server_metrics().add_images(1);
-  submit_and_answer(std::move(r.generation), "image-caption", r.stream, rt, req, res);
+  submit_and_answer(std::move(r.generation), "image-caption", r.stream, lease, rt, req, res);
 }
 
 }  // namespace
@@ -200,7 +196,7 @@ void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
       } else if (r.task == "image-caption") {
         handle_image_caption(std::move(r), std::move(in.upload), rt, req, res);
       } else {
-        handle_speech_transcribe(r.speech, r.input, std::move(in.upload), rt, req, res);
+        handle_speech_transcribe(r.model, r.speech, r.input, std::move(in.upload), rt, req, res);
       }
     });
   });

@@ -13,19 +13,34 @@
 namespace mmserve::http {
 namespace {
 
-// The scheduler's state now; zeros while no model is loaded (nothing can run or wait).
+// The schedulers' state now, summed over the loaded models of each task; zeros while no model
+// is loaded (nothing can run or wait).
 void refresh_runtime_gauges(runtime::Runtime& rt) {
-  scheduler::SchedulerStats s;
+  int running = 0, waiting = 0, capacity = 0;
+  int speech_running = 0, speech_waiting = 0, speech_capacity = 0;
+  double kv_used = 0, kv_models = 0;
   const auto state = rt.state();
   if (state == runtime::State::kReady || state == runtime::State::kDraining) {
-    try {
-      s = rt.text().stats();
-    } catch (const Error&) {
+    for (const auto& lease : rt.models().loaded()) {
+      if (lease->spec().kind == runtime::ModelKind::kSpeech) {
+        const auto s = lease->speech().stats();
+        speech_running += s.active - s.queued;
+        speech_waiting += s.queued;
+        speech_capacity += s.queue_capacity;
+      } else {
+        const auto s = lease->text().stats();
+        running += s.running;
+        waiting += s.waiting;
+        capacity += s.queue_capacity;
+        kv_used += s.kv_usage;
+        kv_models += 1;
+      }
     }
   }
   auto& m = metrics::server_metrics();
-  m.set_task_load("text-gen", s.running, s.waiting, rt.options().queue_size);
-  m.set_kv_cache_usage(s.kv_usage);
+  m.set_task_load("text-gen", running, waiting, capacity);
+  if (rt.has_speech()) m.set_task_load("speech-transcribe", speech_running, speech_waiting, speech_capacity);
+  m.set_kv_cache_usage(kv_models > 0 ? kv_used / kv_models : 0);
 }
 
 }  // namespace

@@ -39,20 +39,17 @@ const char* openai_finish_reason(const engine::SequenceResult& r) {
 // The images of a chat request, in the order their markers appear in the messages.
 struct ChatImages {
   runtime::Runtime& rt;
-  std::shared_ptr<const engine::VisionModel> vision;  // resolved at the first image
+  const runtime::ModelLease& lease;
   std::vector<media::Image> images;
 
   // Decodes an image part and returns the marker that stands for it in the text.
   std::string add(const ChatContentPart& part) {
+    const auto& vision = lease->vision();
     if (!vision) {
-      rt.text();  // a server still loading answers 503, not "no projector"
-      vision = rt.vision();
-      if (!vision) {
-        throw Error(ErrorCode::kModelUnavailable,
-                    "content of type 'image_url' needs a vision model and projector (--mmproj), "
-                    "which this server has not loaded",
-                    part.type_field);
-      }
+      throw Error(ErrorCode::kModelUnavailable,
+                  "content of type 'image_url' needs a vision model and projector (--mmproj); "
+                  "the model '" + lease->name() + "' has none",
+                  part.type_field);
     }
     images.push_back(image_from_string(part.value, image_policy(rt.options()), part.field));
     return vision->marker();
@@ -78,9 +75,10 @@ struct Prepared {
   std::string model_id;
 };
 
-Prepared submit(const StreamChoice& stream, engine::GenerationRequest request, runtime::Runtime& rt,
+Prepared submit(const StreamChoice& stream, engine::GenerationRequest request,
+                const runtime::ModelLease& lease, runtime::Runtime& rt,
                 std::optional<int32_t> default_max_tokens) {
-  auto& text = rt.text();
+  auto& text = lease->text();
   Prepared p;
   p.stream = stream.stream;
   p.include_usage = stream.include_usage;
@@ -88,7 +86,7 @@ Prepared submit(const StreamChoice& stream, engine::GenerationRequest request, r
     const auto room = text.sequence_capacity() - static_cast<int32_t>(request.prompt.size());
     request.max_tokens = std::max(1, std::min(*default_max_tokens, room));
   }
-  p.model_id = text.model().id();
+  p.model_id = lease->name();
   p.generation = text.submit(std::move(request),
                              scheduler::Generation::Clock::now() + rt.options().request_timeout);
   return p;
@@ -96,21 +94,22 @@ Prepared submit(const StreamChoice& stream, engine::GenerationRequest request, r
 
 void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   ChatRequest chat = parse_chat_request(parse_json_object(req.body));
-  ChatImages images{rt, nullptr, {}};
+  const auto lease = rt.acquire(runtime::Task::kTextGen, chat.model);
+  ChatImages images{rt, lease, {}};
   const auto messages = template_messages(chat.messages, images);
-  auto& text = rt.text();
+  auto& text = lease->text();
   engine::GenerationRequest request = std::move(chat.generation);
   // Like llama-server: a model without a chat template is prompted in ChatML.
   const std::string prompt = text.model().apply_chat_template(messages, "chatml");
   if (images.images.empty()) {
     request.prompt = text.model().tokenize(prompt, true, true);
   } else {
-    auto tokenized = images.vision->tokenize(prompt, images.images, true, "messages");
+    auto tokenized = lease->vision()->tokenize(prompt, images.images, true, "messages");
     request.prompt = std::move(tokenized.tokens);
     request.media = std::move(tokenized.media);
     metrics::server_metrics().add_images(static_cast<int64_t>(images.images.size()));
   }
-  Prepared p = submit(chat.stream, std::move(request), rt, std::nullopt);
+  Prepared p = submit(chat.stream, std::move(request), lease, rt, std::nullopt);
   const std::string id = new_request_id("chatcmpl-");
   const int64_t created = unix_now();
   note_generation(p.generation, id, p.stream);
@@ -142,7 +141,8 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, runti
   };
   counted_stream_generation(
       res, p.generation,
-      {.opening =
+      {.keep_alive = lease,
+       .opening =
            [chunk] {
              return sse_event(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
            },
@@ -190,11 +190,12 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
 
 void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   CompletionRequest completion = parse_completion_request(parse_json_object(req.body));
-  auto& text = rt.text();
+  const auto lease = rt.acquire(runtime::Task::kTextGen, completion.model);
+  auto& text = lease->text();
   engine::GenerationRequest request = std::move(completion.generation);
   request.prompt = text.model().tokenize(completion.prompt, true, false);
   Prepared p =
-      submit(completion.stream, std::move(request), rt, 16);  // OpenAI's documented default
+      submit(completion.stream, std::move(request), lease, rt, 16);  // OpenAI's documented default
   const std::string id = new_request_id("cmpl-");
   const int64_t created = unix_now();
   note_generation(p.generation, id, p.stream);
@@ -223,7 +224,8 @@ void completions(const httplib::Request& req, httplib::Response& res, runtime::R
   };
   counted_stream_generation(
       res, p.generation,
-      {.opening = nullptr,
+      {.keep_alive = lease,
+       .opening = nullptr,
        .piece =
            [event, choice](std::string_view t) {
              return sse_event(event(Json::array({choice(t, nullptr)})));
@@ -244,47 +246,6 @@ void register_openai_routes(httplib::Server& server, runtime::Runtime& rt) {
   });
   server.Post("/v1/completions", [&rt](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] { completions(req, res, rt); });
-  });
-  server.Get("/v1/models", [&rt](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] {
-      Json data = Json::array();
-      if (rt.state() == runtime::State::kReady && rt.has_text()) {
-        const auto& model = rt.text().model();
-        data.push_back({{"id", model.id()},
-                        {"object", "model"},
-                        {"created", std::chrono::duration_cast<std::chrono::seconds>(
-                                        rt.loaded_at().time_since_epoch())
-                                        .count()},
-                        {"owned_by", "mmserve"},
-                        {"meta",
-                         {{"path", model.path()},
-                          {"architecture", model.summary().architecture},
-                          {"parameters", model.summary().n_params},
-                          {"context_length", model.n_ctx_train()}}}});
-        if (const auto vision = rt.vision()) {
-          const auto& info = vision->info();
-          data.back()["meta"]["vision"] = {{"projector", info.type},
-                                           {"mmproj", vision->path()},
-                                           {"image_size", info.image_size},
-                                           {"tokens_per_image", info.tokens_per_image}};
-        }
-      }
-      if (const auto speech = rt.state() == runtime::State::kReady ? rt.speech_model() : nullptr) {
-        data.push_back({{"id", speech->id()},
-                        {"object", "model"},
-                        {"created", std::chrono::duration_cast<std::chrono::seconds>(
-                                        rt.loaded_at().time_since_epoch())
-                                        .count()},
-                        {"owned_by", "mmserve"},
-                        {"meta",
-                         {{"path", speech->path()},
-                          {"architecture", "whisper"},
-                          {"size", speech->size_name()},
-                          {"multilingual", speech->multilingual()},
-                          {"tasks", Json::array({"speech-transcribe"})}}}});
-      }
-      write_json(res, Json{{"object", "list"}, {"data", data}});
-    });
   });
 }
 

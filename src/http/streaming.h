@@ -58,6 +58,9 @@ std::string sse_done();
 std::string sse_error(const Error& error);
 
 struct StreamFormat {
+  // What must live until the stream ends: the lease on its model (runtime/model_registry.h),
+  // so that an unload never frees a model under a stream still reading from it.
+  std::shared_ptr<const void> keep_alive;
   // Events (already framed with sse_event) for the start of the stream; may be empty.
   std::function<std::string()> opening;
   // For each piece of new text.

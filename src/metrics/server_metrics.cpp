@@ -92,6 +92,14 @@ ServerMetrics::ServerMetrics()
       model_memory_(registry_.gauge("mmserve_model_memory_bytes",
                                     "Memory taken by a loaded model's weights, by device.",
                                     {"model", "device"})),
+      model_events_(registry_.counter(
+          "mmserve_model_events_total",
+          "Models of the registry loaded, unloaded (for room or by an admin) or failed to load.",
+          {"model", "event"})),
+      model_load_seconds_(registry_.gauge("mmserve_model_load_seconds",
+                                          "How long the last load of a model took (files, "
+                                          "scheduler and readiness probe).",
+                                          {"model"})),
       build_info_(registry_.gauge(
           "mmserve_build_info",
           "Versions of mmserve and of the engines it runs, and the ggml backends; always 1.",
@@ -151,6 +159,12 @@ void ServerMetrics::set_kv_cache_usage(double ratio) {
 void ServerMetrics::set_model_memory(std::string_view model, std::string_view device,
                                      double bytes) {
   model_memory_.labels({std::string(model), std::string(device)}).set(bytes);
+}
+
+void ServerMetrics::record_model_event(std::string_view model, std::string_view event,
+                                       double load_seconds) {
+  model_events_.labels({std::string(model), std::string(event)}).inc();
+  if (event == "load") model_load_seconds_.labels({std::string(model)}).set(load_seconds);
 }
 
 void ServerMetrics::set_build_info(std::string_view version, std::string_view llama_cpp,

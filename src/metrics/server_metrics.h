@@ -61,6 +61,9 @@ class ServerMetrics {
   void set_build_info(std::string_view version, std::string_view llama_cpp,
                       std::string_view whisper_cpp, std::string_view backend);
   void set_log_lines_dropped(uint64_t total);
+  // A model of the registry loaded, unloaded or failed to load (`event`: "load", "unload",
+  // "load_failed"): mmserve_model_events_total; a load also sets mmserve_model_load_seconds.
+  void record_model_event(std::string_view model, std::string_view event, double load_seconds);
 
   // Loads NVML from `library` the first time it is called (later calls do nothing) and returns
   // the status line for the startup log.
@@ -86,6 +89,8 @@ class ServerMetrics {
   Family<Gauge>& queue_capacity_;
   Gauge& kv_cache_usage_;
   Family<Gauge>& model_memory_;
+  Family<Counter>& model_events_;
+  Family<Gauge>& model_load_seconds_;
   Family<Gauge>& build_info_;
   Counter& log_lines_dropped_;
   ProcessMetrics process_;

@@ -1,0 +1,143 @@
+#include "http/model_routes.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "engine/text_model.h"
+#include "http/json_fields.h"
+#include "http/json_output.h"
+#include "http/routes.h"
+
+namespace mmserve::http {
+namespace {
+
+int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Json tasks_json(const runtime::ModelSpec& spec) {
+  Json tasks = Json::array();
+  for (const auto task : {runtime::Task::kTextGen, runtime::Task::kImageCaption,
+                          runtime::Task::kSpeechTranscribe}) {
+    if (spec.serves(task)) tasks.push_back(runtime::task_name(task));
+  }
+  return tasks;
+}
+
+// What a loaded model says about itself (architecture, sizes); nothing when not loaded.
+void add_loaded_facts(Json& meta, const runtime::ServedModel& model) {
+  if (model.spec().kind == runtime::ModelKind::kSpeech) {
+    const auto& speech = *model.speech_model();
+    meta["architecture"] = "whisper";
+    meta["size"] = speech.size_name();
+    meta["multilingual"] = speech.multilingual();
+    return;
+  }
+  const auto& text = model.text().model();
+  meta["architecture"] = text.summary().architecture;
+  meta["parameters"] = text.summary().n_params;
+  meta["context_length"] = text.n_ctx_train();
+  if (const auto& vision = model.vision()) {
+    const auto& info = vision->info();
+    meta["vision"] = {{"projector", info.type},
+                      {"image_size", info.image_size},
+                      {"tokens_per_image", info.tokens_per_image}};
+  }
+}
+
+Json model_json(const runtime::ModelStatus& s, const runtime::ModelLease& loaded) {
+  static const auto started = std::chrono::system_clock::now();
+  Json meta = {{"kind", runtime::model_kind_name(s.spec.kind)},
+               {"aliases", s.spec.aliases},
+               {"tasks", tasks_json(s.spec)},
+               {"loaded", s.loaded},
+               {"loading", s.loading},
+               {"pinned", s.spec.pinned},
+               {"busy", s.busy},
+               {"memory_bytes", s.memory_bytes},
+               {"load_seconds", s.load_seconds},
+               {"loads", s.loads},
+               {"unloads", s.unloads}};
+  if (!s.last_error.empty()) meta["last_error"] = s.last_error;
+  if (loaded) add_loaded_facts(meta, *loaded);
+  return {{"id", s.spec.name},
+          {"object", "model"},
+          {"created", unix_seconds(s.loaded ? s.loaded_at : started)},
+          {"owned_by", "mmserve"},
+          {"meta", std::move(meta)}};
+}
+
+runtime::ModelLease loaded_lease(runtime::Runtime& rt, const std::string& name) {
+  for (auto& lease : rt.models().loaded()) {
+    if (lease->name() == name) return lease;
+  }
+  return nullptr;
+}
+
+Json list_json(runtime::Runtime& rt) {
+  Json data = Json::array();
+  for (const auto& s : rt.models().list()) data.push_back(model_json(s, loaded_lease(rt, s.spec.name)));
+  return {{"object", "list"}, {"data", std::move(data)}};
+}
+
+void check_admin(const httplib::Request& req, const AdminAccess& access) {
+  if (access.api_key.empty()) return;
+  if (access.admin_key.empty()) {
+    throw Error(ErrorCode::kForbidden,
+                "the admin endpoints are off on a server with API keys and no admin key "
+                "(start it with --admin-key or $MMSERVE_ADMIN_KEY)");
+  }
+  if (req.get_header_value("Authorization") != "Bearer " + access.admin_key) {
+    throw Error(ErrorCode::kUnauthorized,
+                "missing or wrong admin key: send Authorization: Bearer <admin key>");
+  }
+}
+
+std::string model_name_of(const httplib::Request& req) {
+  const Json body = parse_json_object(req.body);
+  reject_unsupported_fields(body, "", {"model"});
+  const auto name = opt_string(body, "model", "");
+  if (!name || name->empty()) {
+    throw Error(ErrorCode::kInvalidInput, "field 'model' (the model's name) is required", "model");
+  }
+  return *name;
+}
+
+}  // namespace
+
+void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminAccess access) {
+  server.Get("/v1/models", [&rt](const httplib::Request&, httplib::Response& res) {
+    guarded(res, [&] { write_json(res, list_json(rt)); });
+  });
+  server.Get(R"(/v1/models/([^/]+))", [&rt](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] {
+      const std::string name = rt.models().spec(req.matches[1].str()).name;  // or kNotFound
+      for (const auto& s : rt.models().list()) {
+        if (s.spec.name == name) write_json(res, model_json(s, loaded_lease(rt, name)));
+      }
+    });
+  });
+  server.Post("/models/load", [&rt, access](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] {
+      check_admin(req, access);
+      const std::string name = model_name_of(req);
+      if (rt.state() != runtime::State::kReady) {
+        throw Error(ErrorCode::kUnavailable, "not ready: " + rt.detail());
+      }
+      const auto lease = rt.models().acquire_named(name);
+      for (const auto& s : rt.models().list()) {
+        if (s.spec.name == lease->name()) write_json(res, model_json(s, lease));
+      }
+    });
+  });
+  server.Post("/models/unload", [&rt, access](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] {
+      check_admin(req, access);
+      const std::string name = model_name_of(req);
+      const bool unloaded = rt.models().unload(name);
+      write_json(res, Json{{"model", name}, {"unloaded", unloaded}});
+    });
+  });
+}
+
+}  // namespace mmserve::http

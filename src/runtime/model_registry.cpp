@@ -1,0 +1,390 @@
+#include "runtime/model_registry.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "engine/text_model.h"
+#include "runtime/models_file.h"
+
+namespace mmserve::runtime {
+namespace {
+
+std::string mib(int64_t bytes) {
+  return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
+}
+
+// The error for a task no model of this server serves, as single-model servers always said it.
+Error no_model_for(Task task) {
+  switch (task) {
+    case Task::kTextGen:
+      return Error(ErrorCode::kModelUnavailable,
+                   "this server has no text model (it serves speech only; start it with -m "
+                   "MODEL.gguf for text)",
+                   "task");
+    case Task::kImageCaption:
+      return Error(ErrorCode::kModelUnavailable,
+                   "task 'image-caption' needs a vision model and projector (--mmproj), which "
+                   "this server has not loaded",
+                   "task");
+    case Task::kSpeechTranscribe:
+      return Error(ErrorCode::kModelUnavailable,
+                   "task 'speech-transcribe' needs a speech model (--whisper-model), which this "
+                   "server has not loaded",
+                   "task");
+  }
+  return Error(ErrorCode::kInternal, "unknown task");
+}
+
+}  // namespace
+
+ModelRegistry::ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions options,
+                             ModelLoader loader)
+    : specs_(std::move(specs)), options_(options), loader_(std::move(loader)) {
+  check_model_names(specs_, "models");
+  if (!loader_) loader_ = &ServedModel::load;
+  for (const auto& spec : specs_) entries_.push_back(Entry{.spec = spec});
+}
+
+ModelRegistry::~ModelRegistry() {
+  std::vector<ModelLease> models;
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    for (auto& e : entries_) models.push_back(std::move(e.model));
+  }
+  models.clear();  // outside the lock: destruction joins scheduler threads
+}
+
+void ModelRegistry::set_observer(ModelEventObserver observer) {
+  observer_ = std::move(observer);
+}
+
+void ModelRegistry::notify(const ModelEvent& event) const {
+  if (observer_) observer_(event);
+}
+
+Error ModelRegistry::not_found(std::string_view name) const {
+  std::string names;
+  for (const auto& s : specs_) names += (names.empty() ? "" : ", ") + s.name;
+  return Error(ErrorCode::kNotFound,
+               "the model '" + std::string(name) + "' does not exist; this server has: " + names,
+               "model");
+}
+
+ModelRegistry::Entry& ModelRegistry::find_locked(std::string_view name) {
+  for (auto& e : entries_) {
+    if (e.spec.answers_to(name)) return e;
+  }
+  throw not_found(name);
+}
+
+const ModelSpec& ModelRegistry::spec(std::string_view name) const {
+  for (const auto& s : specs_) {
+    if (s.answers_to(name)) return s;
+  }
+  throw not_found(name);
+}
+
+ModelRegistry::Entry* ModelRegistry::default_for_locked(Task task) {
+  for (auto& e : entries_) {
+    if (e.spec.serves(task)) return &e;
+  }
+  return nullptr;
+}
+
+bool ModelRegistry::serves(Task task) const {
+  return std::any_of(specs_.begin(), specs_.end(),
+                     [task](const ModelSpec& s) { return s.serves(task); });
+}
+
+LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
+  const bool text = serves(Task::kTextGen);
+  const bool speech = serves(Task::kSpeechTranscribe);
+  const int32_t total = options_.threads > 0 ? options_.threads : engine::default_thread_count();
+  const int32_t speech_share =
+      options_.speech_threads > 0 ? options_.speech_threads : std::max(1, total / 2);
+  LoadSettings s{.threads = 0, .queue_size = options_.queue_size};
+  if (spec.kind == ModelKind::kSpeech) {
+    s.threads = text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);
+  } else {
+    s.threads = speech ? std::max(1, total - speech_share) : options_.threads;
+  }
+  return s;
+}
+
+ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
+  std::unique_lock lock(mutex_);
+  Entry* entry = nullptr;
+  if (!name.empty()) {
+    const auto named = std::find_if(entries_.begin(), entries_.end(),
+                                    [&](const Entry& e) { return e.spec.answers_to(name); });
+    if (named != entries_.end()) {
+      entry = &*named;
+    } else if (!options_.unknown_names_use_default) {
+      find_locked(name);  // throws kNotFound listing the names
+    }
+  }
+  if (entry == nullptr) entry = default_for_locked(task);
+  if (entry == nullptr) throw no_model_for(task);
+  if (!entry->spec.serves(task)) {
+    const char* why = entry->spec.kind == ModelKind::kSpeech ? "a speech model"
+                      : task == Task::kImageCaption          ? "a text model without a projector"
+                                                             : "a text model";
+    throw Error(ErrorCode::kModelUnavailable,
+                "the model '" + entry->spec.name + "' is " + why + "; it does not serve task '" +
+                    task_name(task) + "'",
+                "model");
+  }
+  return lease_locked(lock, *entry);
+}
+
+ModelLease ModelRegistry::acquire_named(std::string_view name) {
+  std::unique_lock lock(mutex_);
+  return lease_locked(lock, find_locked(name));
+}
+
+ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry) {
+  const uint64_t failures_before = entry.failures;
+  while (true) {
+    if (stopped_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+    if (entry.model) {
+      entry.last_used = std::chrono::steady_clock::now();
+      return entry.model;
+    }
+    if (!entry.loading) break;
+    loaded_cv_.wait(lock);
+    if (entry.failures != failures_before && !entry.model) {
+      throw Error(ErrorCode::kModelLoad,
+                  "the model '" + entry.spec.name + "' failed to load: " + entry.last_error,
+                  "model");
+    }
+  }
+  // This thread loads it; the others asking for it wait on loaded_cv_.
+  entry.loading = true;
+  const ModelSpec spec = entry.spec;
+  std::vector<ModelLease> evicted;
+  ModelEvent failure{.kind = ModelEvent::Kind::kLoadFailed, .model = spec.name};
+  try {
+    lock.unlock();
+    const int64_t bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
+    lock.lock();
+    entry.reserved_bytes = bytes;
+    evicted = make_room_locked(entry, bytes);
+    lock.unlock();
+    for (const auto& m : evicted) {
+      notify({.kind = ModelEvent::Kind::kUnloaded,
+              .model = m->name(),
+              .reason = "budget",
+              .memory_bytes = m->memory_bytes()});
+    }
+    evicted.clear();  // destroyed here, outside the lock
+    ModelLease model = loader_(spec, settings_for(spec));
+    lock.lock();
+    entry.model = model;
+    entry.loading = false;
+    entry.reserved_bytes = 0;
+    entry.last_error.clear();
+    entry.loads++;
+    entry.last_used = std::chrono::steady_clock::now();
+    if (stopped_) model->stop_accepting();
+    loaded_cv_.notify_all();
+    lock.unlock();
+    notify({.kind = ModelEvent::Kind::kLoaded,
+            .model = spec.name,
+            .seconds = model->load_seconds(),
+            .memory_bytes = model->memory_bytes()});
+    lock.lock();
+    return model;
+  } catch (const std::exception& e) {
+    if (!lock.owns_lock()) lock.lock();
+    entry.loading = false;
+    entry.reserved_bytes = 0;
+    entry.last_error = e.what();
+    entry.failures++;
+    loaded_cv_.notify_all();
+    failure.reason = e.what();
+    lock.unlock();
+    evicted.clear();
+    notify(failure);
+    lock.lock();
+    throw;
+  }
+}
+
+std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
+                                                        int64_t incoming_bytes) {
+  // Unloaded models that a request still holds take their memory until it ends.
+  std::erase_if(retired_, [](const std::weak_ptr<ServedModel>& w) { return w.expired(); });
+  const auto in_use = [&] {
+    int64_t bytes = 0;
+    int32_t count = 0;
+    for (const auto& e : entries_) {
+      if (&e == &incoming) continue;
+      if (e.model) {
+        bytes += e.model->memory_bytes();
+        ++count;
+      } else if (e.loading) {
+        bytes += e.reserved_bytes;
+        ++count;
+      }
+    }
+    for (const auto& w : retired_) {
+      if (const auto m = w.lock()) {
+        bytes += m->memory_bytes();
+        ++count;
+      }
+    }
+    return std::pair{bytes, count};
+  };
+  if (options_.max_memory_bytes > 0 && incoming_bytes > options_.max_memory_bytes) {
+    throw Error(ErrorCode::kModelLoad,
+                "the model '" + incoming.spec.name + "' needs about " + mib(incoming_bytes) +
+                    ", more than the whole memory budget (--max-memory " +
+                    mib(options_.max_memory_bytes) + ")",
+                "model");
+  }
+  // Candidates: idle (no request holds a lease: the registry's is the only one; nothing queued)
+  // and not pinned, least recently used first. Nothing is unloaded unless it makes enough room.
+  std::vector<Entry*> idle;
+  for (auto& e : entries_) {
+    if (&e == &incoming || !e.model || e.spec.pinned) continue;
+    if (e.model.use_count() == 1 && !e.model->busy()) idle.push_back(&e);
+  }
+  std::sort(idle.begin(), idle.end(),
+            [](const Entry* a, const Entry* b) { return a->last_used < b->last_used; });
+  const auto used = in_use();
+  int64_t bytes = used.first;
+  int32_t count = used.second;
+  size_t victims = 0;
+  const auto fits = [&] {
+    return (options_.max_memory_bytes <= 0 || bytes + incoming_bytes <= options_.max_memory_bytes) &&
+           (options_.max_models <= 0 || count + 1 <= options_.max_models);
+  };
+  while (!fits() && victims < idle.size()) {
+    bytes -= idle[victims]->model->memory_bytes();
+    --count;
+    ++victims;
+  }
+  if (!fits()) {
+    std::string held;
+    for (const auto& e : entries_) {
+      if ((e.model || e.loading) && &e != &incoming) held += (held.empty() ? "" : ", ") + e.spec.name;
+    }
+    throw Error(ErrorCode::kBusy,
+                "no room to load the model '" + incoming.spec.name + "' (about " +
+                    mib(incoming_bytes) + ") within the budget: the models held (" + held +
+                    ") are busy, loading or pinned; retry when one is idle",
+                "model");
+  }
+  std::vector<ModelLease> evicted;
+  for (size_t i = 0; i < victims; ++i) {
+    idle[i]->unloads++;
+    evicted.push_back(std::move(idle[i]->model));
+  }
+  return evicted;
+}
+
+bool ModelRegistry::unload(std::string_view name, const std::string& reason) {
+  ModelLease model;
+  {
+    std::lock_guard lock(mutex_);
+    Entry& entry = find_locked(name);
+    if (!entry.model) return false;
+    model = std::move(entry.model);
+    entry.unloads++;
+    retired_.push_back(model);
+  }
+  notify({.kind = ModelEvent::Kind::kUnloaded,
+          .model = model->name(),
+          .reason = reason,
+          .memory_bytes = model->memory_bytes()});
+  return true;  // `model` is destroyed here, or when the last request holding it ends
+}
+
+void ModelRegistry::preload() {
+  for (const auto& spec : specs_) {
+    if (spec.preload) acquire_named(spec.name);
+  }
+}
+
+std::vector<ModelStatus> ModelRegistry::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<ModelStatus> out;
+  for (const auto& e : entries_) {
+    ModelStatus s{.spec = e.spec,
+                  .loaded = e.model != nullptr,
+                  .loading = e.loading,
+                  .last_error = e.last_error,
+                  .loads = e.loads,
+                  .unloads = e.unloads};
+    if (e.model) {
+      s.busy = e.model.use_count() > 1 || e.model->busy();
+      s.memory_bytes = e.model->memory_bytes();
+      s.load_seconds = e.model->load_seconds();
+      s.loaded_at = e.model->loaded_at();
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<ModelLease> ModelRegistry::loaded() const {
+  std::lock_guard lock(mutex_);
+  std::vector<ModelLease> out;
+  for (const auto& e : entries_) {
+    if (e.model) out.push_back(e.model);
+  }
+  return out;
+}
+
+void ModelRegistry::stop_accepting() {
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+  for (auto& e : entries_) {
+    if (e.model) e.model->stop_accepting();
+  }
+  loaded_cv_.notify_all();
+}
+
+void ModelRegistry::cancel_all() {
+  std::vector<ModelLease> models = loaded();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& w : retired_) {
+      if (auto m = w.lock()) models.push_back(std::move(m));
+    }
+  }
+  for (const auto& m : models) m->cancel_all();
+}
+
+int64_t parse_byte_size(const std::string& text, const std::string& field) {
+  const auto bad = [&] {
+    return Error(ErrorCode::kInvalidInput,
+                 "option " + field + " must be a size such as 8G, 512M or 1073741824, not '" +
+                     text + "'",
+                 field);
+  };
+  if (text.empty()) throw bad();
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  double scale = 1;
+  if (unit == "K" || unit == "k") scale = 1024.0;
+  else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "t") scale = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty()) throw bad();
+  const double bytes = value * scale;
+  if (!std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18) throw bad();
+  return static_cast<int64_t>(bytes);
+}
+
+}  // namespace mmserve::runtime

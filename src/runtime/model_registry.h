@@ -1,0 +1,142 @@
+// The models a server serves, by name: several loaded at once, each with its own scheduler.
+//
+// A request asks for a lease (acquire) on the model that serves its task, by the name or alias
+// in its `model` field, or the task's default (the first model of its kind). A model that is
+// not loaded is loaded then, in the requesting thread, while other models keep serving; other
+// requests for the same model wait for that load. Before a load, the memory budget
+// (max_memory_bytes, max_models) is made room for by unloading the least recently used models
+// that are idle and not pinned; if the busy and pinned ones leave no room, the request gets
+// Error(kBusy). Unloading drops the registry's reference only: a lease keeps its model alive
+// (and serving the request that holds it) until it is released.
+//
+// Threading: every method is thread-safe. One mutex guards the table; loads run outside it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/model_spec.h"
+#include "runtime/served_model.h"
+
+namespace mmserve::runtime {
+
+using ModelLease = std::shared_ptr<ServedModel>;
+
+struct RegistryOptions {
+  int64_t max_memory_bytes = 0;  // 0 = no memory budget
+  int32_t max_models = 0;        // 0 = no count budget
+  int32_t queue_size = 64;
+  int32_t threads = 0;  // --threads: the budget split between text and speech (runtime.h)
+  int32_t speech_threads = 0;
+  // Single-model servers (the -m/--whisper-model flags): a name that matches no model selects
+  // the task's default, as llama-server answers to any name. A models file sets it false, and
+  // unknown names get Error(kNotFound).
+  bool unknown_names_use_default = false;
+};
+
+// What GET /v1/models and the admin endpoints show of a model (no file paths).
+struct ModelStatus {
+  ModelSpec spec;
+  bool loaded = false;
+  bool loading = false;
+  bool busy = false;
+  int64_t memory_bytes = 0;  // estimate_model_bytes (served_model.h)
+  double load_seconds = 0;   // of the last load
+  std::chrono::system_clock::time_point loaded_at{};
+  std::string last_error;  // why the last load failed; empty when it did not
+  uint64_t loads = 0, unloads = 0;
+};
+
+// How a model is loaded; tests may replace it.
+using ModelLoader = std::function<ModelLease(const ModelSpec&, const LoadSettings&)>;
+
+// Called after each load and unload (for the log and the metrics), outside the lock.
+struct ModelEvent {
+  enum class Kind { kLoaded, kUnloaded, kLoadFailed } kind;
+  std::string model;
+  std::string reason;  // unload: "budget", "admin", "shutdown"; failure: the error
+  double seconds = 0;  // load time
+  int64_t memory_bytes = 0;
+};
+using ModelEventObserver = std::function<void(const ModelEvent&)>;
+
+class ModelRegistry {
+ public:
+  // Throws Error(kInvalidInput) on duplicate names (check_model_names).
+  ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions options, ModelLoader loader = {});
+  ~ModelRegistry();
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
+
+  // A lease on the model named `name` (or an alias; empty: the task's default) that serves
+  // `task`, loading it if needed. Throws Error: kNotFound (no such model; the message lists
+  // them), kModelUnavailable (no model for the task, or this model does not serve it),
+  // kBusy (no room in the budget), kUnavailable (stopped), or the load's own error.
+  ModelLease acquire(Task task, std::string_view name);
+  // The same by name only, whatever the model serves (admin load).
+  ModelLease acquire_named(std::string_view name);
+  // Drops the registry's reference (admin unload): Error(kNotFound) for an unknown name;
+  // false when it was not loaded.
+  bool unload(std::string_view name, const std::string& reason = "admin");
+  // Loads every model marked preload, in order (startup); throws the first load error.
+  void preload();
+
+  std::vector<ModelStatus> list() const;
+  // The spec of the model named `name` (or an alias); Error(kNotFound) listing the names.
+  const ModelSpec& spec(std::string_view name) const;
+  // Leases on the loaded models (health, metrics, drain).
+  std::vector<ModelLease> loaded() const;
+  bool serves(Task task) const;  // some model of this server does
+  const std::vector<ModelSpec>& specs() const { return specs_; }
+  const RegistryOptions& options() const { return options_; }
+  void set_observer(ModelEventObserver observer);
+
+  // Shutdown: no more loads; every loaded model stops accepting / is cancelled.
+  void stop_accepting();
+  void cancel_all();
+
+ private:
+  struct Entry {
+    ModelSpec spec;
+    ModelLease model;  // loaded; null when not
+    bool loading = false;
+    std::chrono::steady_clock::time_point last_used{};
+    int64_t reserved_bytes = 0;  // while loading: its estimate, counted against the budget
+    std::string last_error;
+    uint64_t loads = 0, unloads = 0, failures = 0;
+  };
+
+  Entry& find_locked(std::string_view name);  // Error(kNotFound) listing the names
+  Error not_found(std::string_view name) const;
+  Entry* default_for_locked(Task task);
+  ModelLease lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry);
+  // Unloads idle, unpinned models, least recently used first, until `incoming` more bytes and
+  // one more model fit; returns the unloaded ones (destroyed by the caller, outside the lock).
+  std::vector<ModelLease> make_room_locked(const Entry& incoming, int64_t incoming_bytes);
+  LoadSettings settings_for(const ModelSpec& spec) const;
+  void notify(const ModelEvent& event) const;
+
+  const std::vector<ModelSpec> specs_;
+  const RegistryOptions options_;
+  ModelLoader loader_;
+  mutable std::mutex mutex_;
+  std::condition_variable loaded_cv_;
+  std::vector<Entry> entries_;  // guarded by mutex_; same order as specs_
+  std::vector<std::weak_ptr<ServedModel>> retired_;  // unloaded, maybe still leased; mutex_
+  bool stopped_ = false;        // guarded by mutex_
+  ModelEventObserver observer_;  // set before serving
+};
+
+// "8G", "512M", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024). Error(kInvalidInput,
+// field) otherwise.
+int64_t parse_byte_size(const std::string& text, const std::string& field);
+
+}  // namespace mmserve::runtime

@@ -1,0 +1,34 @@
+#include "runtime/model_spec.h"
+
+#include <algorithm>
+
+namespace mmserve::runtime {
+
+const char* model_kind_name(ModelKind kind) {
+  return kind == ModelKind::kSpeech ? "speech" : "text";
+}
+
+const char* task_name(Task task) {
+  switch (task) {
+    case Task::kTextGen: return "text-gen";
+    case Task::kImageCaption: return "image-caption";
+    case Task::kSpeechTranscribe: return "speech-transcribe";
+  }
+  return "text-gen";
+}
+
+bool ModelSpec::serves(Task task) const {
+  switch (task) {
+    case Task::kTextGen: return kind == ModelKind::kText;
+    case Task::kImageCaption: return kind == ModelKind::kText && !mmproj_path.empty();
+    case Task::kSpeechTranscribe: return kind == ModelKind::kSpeech;
+  }
+  return false;
+}
+
+bool ModelSpec::answers_to(std::string_view model_name) const {
+  return model_name == name ||
+         std::find(aliases.begin(), aliases.end(), model_name) != aliases.end();
+}
+
+}  // namespace mmserve::runtime

@@ -1,0 +1,43 @@
+// What a served model is, before it is loaded: its names, kind, files and serving settings.
+// Made from the command line (today's single-model flags) or from a models file
+// (models_file.h); the registry (model_registry.h) loads and unloads it. Plain data.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mmserve::runtime {
+
+// A text model may carry a projector (then it also describes images); a speech model is a
+// whisper.cpp model.
+enum class ModelKind { kText, kSpeech };
+const char* model_kind_name(ModelKind kind);
+
+// The tasks of the API, each served by one kind of model.
+enum class Task { kTextGen, kImageCaption, kSpeechTranscribe };
+const char* task_name(Task task);
+
+struct ModelSpec {
+  std::string name;                  // what `model` in a request says; unique with the aliases
+  std::vector<std::string> aliases;  // other names it answers to ("gpt-4o-mini", ...)
+  ModelKind kind = ModelKind::kText;
+  std::string path;         // GGUF (text) or whisper.cpp ggml .bin (speech)
+  std::string mmproj_path;  // text: multimodal projector; empty: text only
+  std::string vad_path;     // speech: Silero VAD; empty: windows cut at quiet points
+  // text:
+  int32_t parallel = 4;
+  int32_t ctx_size = 0;  // 0 = parallel x min(training context, 4096)
+  int32_t batch_size = 512;
+  // speech:
+  int32_t speech_parallel = 2;
+  int32_t threads = 0;  // 0 = the server's split of --threads (runtime.h)
+  bool pinned = false;  // never unloaded to make room
+  bool preload = true;  // loaded at startup; else at its first request
+
+  bool serves(Task task) const;
+  bool answers_to(std::string_view model_name) const;
+};
+
+}  // namespace mmserve::runtime
