@@ -134,8 +134,8 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
     guarded(res, [&] {
       check_admin(req, access);
       const std::string name = model_name_of(req);
-      const bool unloaded = rt.models().unload(name);
-      write_json(res, Json{{"model", name}, {"unloaded", unloaded}});
+      const auto r = rt.models().unload(name);
+      write_json(res, Json{{"model", name}, {"unloaded", r.unloaded}, {"in_use", r.in_use}});
     });
   });
 }

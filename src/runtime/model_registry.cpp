@@ -136,15 +136,16 @@ ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
                     task_name(task) + "'",
                 "model");
   }
-  return lease_locked(lock, *entry);
+  return lease_locked(lock, *entry, /*may_evict=*/true);
 }
 
 ModelLease ModelRegistry::acquire_named(std::string_view name) {
   std::unique_lock lock(mutex_);
-  return lease_locked(lock, find_locked(name));
+  return lease_locked(lock, find_locked(name), /*may_evict=*/true);
 }
 
-ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry) {
+ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry,
+                                       bool may_evict) {
   const uint64_t failures_before = entry.failures;
   while (true) {
     if (stopped_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
@@ -170,7 +171,7 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     const int64_t bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
     lock.lock();
     entry.reserved_bytes = bytes;
-    evicted = make_room_locked(entry, bytes);
+    evicted = make_room_locked(entry, bytes, may_evict);
     lock.unlock();
     for (const auto& m : evicted) {
       notify({.kind = ModelEvent::Kind::kUnloaded,
@@ -213,7 +214,7 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
 }
 
 std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
-                                                        int64_t incoming_bytes) {
+                                                        int64_t incoming_bytes, bool may_evict) {
   // Unloaded models that a request still holds take their memory until it ends.
   std::erase_if(retired_, [](const std::weak_ptr<ServedModel>& w) { return w.expired(); });
   const auto in_use = [&] {
@@ -248,7 +249,7 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
   // and not pinned, least recently used first. Nothing is unloaded unless it makes enough room.
   std::vector<Entry*> idle;
   for (auto& e : entries_) {
-    if (&e == &incoming || !e.model || e.spec.pinned) continue;
+    if (!may_evict || &e == &incoming || !e.model || e.spec.pinned) continue;
     if (e.model.use_count() == 1 && !e.model->busy()) idle.push_back(&e);
   }
   std::sort(idle.begin(), idle.end(),
@@ -285,26 +286,36 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
   return evicted;
 }
 
-bool ModelRegistry::unload(std::string_view name, const std::string& reason) {
+ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::string& reason) {
   ModelLease model;
+  Unloaded result;
   {
     std::lock_guard lock(mutex_);
     Entry& entry = find_locked(name);
-    if (!entry.model) return false;
+    if (!entry.model) return result;
     model = std::move(entry.model);
     entry.unloads++;
     retired_.push_back(model);
+    result = {.unloaded = true, .in_use = model.use_count() > 1 || model->busy()};
   }
   notify({.kind = ModelEvent::Kind::kUnloaded,
           .model = model->name(),
           .reason = reason,
           .memory_bytes = model->memory_bytes()});
-  return true;  // `model` is destroyed here, or when the last request holding it ends
+  return result;  // `model` is destroyed here, or when the last request holding it ends
 }
 
 void ModelRegistry::preload() {
-  for (const auto& spec : specs_) {
-    if (spec.preload) acquire_named(spec.name);
+  for (auto& entry : entries_) {
+    if (!entry.spec.preload) continue;
+    std::unique_lock lock(mutex_);
+    try {
+      lease_locked(lock, entry, /*may_evict=*/false);
+    } catch (const Error& e) {
+      // Preloads never unload each other: what does not fit waits for its first request.
+      // A pinned model must fit.
+      if (e.code() != ErrorCode::kBusy || entry.spec.pinned) throw;
+    }
   }
 }
 

@@ -83,10 +83,15 @@ class ModelRegistry {
   ModelLease acquire(Task task, std::string_view name);
   // The same by name only, whatever the model serves (admin load).
   ModelLease acquire_named(std::string_view name);
-  // Drops the registry's reference (admin unload): Error(kNotFound) for an unknown name;
-  // false when it was not loaded.
-  bool unload(std::string_view name, const std::string& reason = "admin");
-  // Loads every model marked preload, in order (startup); throws the first load error.
+  // Drops the registry's reference (admin unload): Error(kNotFound) for an unknown name.
+  struct Unloaded {
+    bool unloaded = false;  // false: it was not loaded
+    bool in_use = false;    // requests still hold it: freed when the last one ends
+  };
+  Unloaded unload(std::string_view name, const std::string& reason = "admin");
+  // Loads every model marked preload, in order, while they fit in the budget without unloading
+  // each other (the rest load at their first request); throws the first load error, and
+  // Error(kBusy) for a pinned model that does not fit.
   void preload();
 
   std::vector<ModelStatus> list() const;
@@ -117,10 +122,12 @@ class ModelRegistry {
   Entry& find_locked(std::string_view name);  // Error(kNotFound) listing the names
   Error not_found(std::string_view name) const;
   Entry* default_for_locked(Task task);
-  ModelLease lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry);
-  // Unloads idle, unpinned models, least recently used first, until `incoming` more bytes and
-  // one more model fit; returns the unloaded ones (destroyed by the caller, outside the lock).
-  std::vector<ModelLease> make_room_locked(const Entry& incoming, int64_t incoming_bytes);
+  ModelLease lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry, bool may_evict);
+  // Unloads idle, unpinned models (when `may_evict`), least recently used first, until
+  // `incoming` more bytes and one more model fit, else throws Error(kBusy) having unloaded
+  // nothing; returns the unloaded ones (destroyed by the caller, outside the lock).
+  std::vector<ModelLease> make_room_locked(const Entry& incoming, int64_t incoming_bytes,
+                                           bool may_evict);
   LoadSettings settings_for(const ModelSpec& spec) const;
   void notify(const ModelEvent& event) const;
 

@@ -144,6 +144,12 @@ std::vector<ModelSpec> parse_models_text(const std::string& text, const std::str
   }
   const toml::node* models = root.get("model");
   const toml::array* list = models != nullptr ? models->as_array() : nullptr;
+  if (models != nullptr && list == nullptr) {
+    throw Error(ErrorCode::kInvalidInput,
+                origin + ":" + std::to_string(models->source().begin.line) +
+                    ": 'model' must be a list of tables ([[model]])",
+                "model");
+  }
   if (list == nullptr || list->empty()) {
     throw Error(ErrorCode::kInvalidInput, origin + ": no [[model]] tables", "model");
   }
