@@ -300,3 +300,23 @@ def test_preloads_never_unload_each_other_and_a_pinned_model_must_fit(tmp_path, 
         status, _, body = ready
         assert status == 503 and body["state"] == "failed", body
         assert "no room to load the model 'whisper'" in body["reason"], body
+
+
+def test_the_readme_models_file_serves_two_chat_models_and_a_speech_model(tmp_path):
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
+    toml = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    here = tmp_path / "repo"
+    here.mkdir()
+    (tmp_path / "shared").symlink_to(STORIES.parents[1])  # the README's ../shared
+    (here / "models.toml").write_text(toml)
+    proc = subprocess.run([BIN, "synth", "llm", "-o", str(here / "synth.gguf")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with running_server("--models", here / "models.toml", "--max-models", "2", "-t", "1") as server:
+        status, _, body = server.post("/v1/chat/completions", {"model": "synth", "max_tokens": 8,
+                                                               "messages": [{"role": "user", "content": "Hi"}]})
+        assert status == 200 and body["model"] == "synth", body
+        jfk = STORIES.parents[1] / "media" / "jfk.wav"
+        status, body = transcribe_http(server, jfk.read_bytes(), model="whisper")
+        assert status == 200 and isinstance(body["text"], str), body  # the fixture's weights are random
+        assert [n for n, m in listing(server).items() if m["meta"]["loaded"]] == ["synth", "whisper"]
