@@ -213,7 +213,11 @@ def test_ready_is_503_while_draining():
         reader.start()
         assert started.wait(30)
         server.proc.send_signal(signal.SIGTERM)
-        status, _, body = server.get("/ready")
+        # The signal reaches the server's signal thread asynchronously: give it a moment.
+        deadline = time.time() + 5
+        while (seen := server.get("/ready"))[0] == 200 and time.time() < deadline:
+            time.sleep(0.005)
+        status, _, body = seen
         assert status == 503 and body["state"] == "draining", body
         assert server.post("/v1/inference", {"input": "x", "task": "text-gen"})[0] == 503
         reader.join(60)
