@@ -8,6 +8,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "runtime/models_file.h"
@@ -38,11 +41,15 @@ class RegistryTest : public ::testing::Test {
   std::unique_ptr<ModelRegistry> make(std::vector<ModelSpec> specs, RegistryOptions options) {
     return std::make_unique<ModelRegistry>(
         std::move(specs), options, [this](const ModelSpec& spec, const LoadSettings& settings) {
-          loads_[spec.name]++;
+          {
+            std::lock_guard lock(loads_mutex_);  // loads of different models run at once
+            loads_[spec.name]++;
+          }
           return ServedModel::load(spec, settings);
         });
   }
 
+  std::mutex loads_mutex_;
   std::map<std::string, int> loads_;
 };
 
@@ -107,8 +114,9 @@ TEST_F(RegistryTest, ALeaseKeepsItsModelAndItsRoom) {
   engine::GenerationRequest request;
   request.prompt = held->text().model().tokenize("Once", true, false);
   request.max_tokens = 8;
-  const auto& outcome =
-      held->text().submit(request, scheduler::Generation::Clock::now() + std::chrono::minutes(1))->wait();
+  const auto generation =
+      held->text().submit(request, scheduler::Generation::Clock::now() + std::chrono::minutes(1));
+  const auto& outcome = generation->wait();
   EXPECT_FALSE(outcome.error.has_value());
   EXPECT_EQ(outcome.result.completion_tokens, 8);
   held.reset();  // the last lease: a is freed, and b fits
@@ -144,6 +152,37 @@ TEST_F(RegistryTest, AFailedLoadIsReportedAndRetried) {
   EXPECT_EQ(error_of([&] { registry->acquire(Task::kTextGen, ""); }).code(), ErrorCode::kNotFound);
   EXPECT_EQ(error_of([&] { registry->acquire(Task::kTextGen, ""); }).code(), ErrorCode::kNotFound);
   EXPECT_FALSE(registry->list().front().last_error.empty());
+}
+
+TEST_F(RegistryTest, ConcurrentRequestsAcrossModelsWithinTheBudget) {
+  auto registry = make({text_spec("a"), text_spec("b"), text_spec("c")}, {.max_models = 2});
+  std::atomic<int> served{0}, busy{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 12; ++i) {
+        const std::string name(1, static_cast<char>('a' + (t + i) % 3));
+        try {
+          const auto lease = registry->acquire(Task::kTextGen, name);
+          EXPECT_EQ(lease->name(), name);
+          engine::GenerationRequest request;
+          request.prompt = lease->text().model().tokenize("Once", true, false);
+          request.max_tokens = 4;
+          const auto generation = lease->text().submit(
+              request, scheduler::Generation::Clock::now() + std::chrono::minutes(1));
+          EXPECT_FALSE(generation->wait().error.has_value());
+          served++;
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kBusy) << e.what();  // both slots held by others
+          busy++;
+        }
+        EXPECT_LE(registry->loaded().size(), 2u);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(served + busy, 48);
+  EXPECT_GT(served, 0);
 }
 
 TEST(ModelsFile, ReadsEveryKeyAndResolvesPathsBesideTheFile) {
