@@ -14,9 +14,14 @@ namespace mmserve::engine {
 namespace {
 
 std::atomic<bool> g_verbose{false};
-std::mutex g_errors_mutex;
-std::deque<std::string> g_errors;  // guarded by g_errors_mutex
-std::string g_partial;             // a line logged in several calls; guarded by g_errors_mutex
+
+// Per thread: the engines log on the thread that called them (a load, a decode, a whisper
+// window), so each caller reads and clears only its own lines, never another thread's.
+struct EngineErrors {
+  std::deque<std::string> lines;
+  std::string partial;  // a line logged in several calls
+};
+thread_local EngineErrors t_errors;
 
 void log_sink(ggml_log_level level, const char* text, void* /*user*/) {
   if (g_verbose.load(std::memory_order_relaxed)) std::fputs(text, stderr);
@@ -24,14 +29,14 @@ void log_sink(ggml_log_level level, const char* text, void* /*user*/) {
       level != GGML_LOG_LEVEL_CONT) {
     return;
   }
-  std::lock_guard lock(g_errors_mutex);
-  if (level == GGML_LOG_LEVEL_CONT && g_partial.empty()) return;
-  g_partial += text;
-  if (!g_partial.empty() && g_partial.back() == '\n') {
-    g_partial.pop_back();
-    g_errors.push_back(std::move(g_partial));
-    g_partial.clear();
-    if (g_errors.size() > 8) g_errors.pop_front();
+  auto& e = t_errors;
+  if (level == GGML_LOG_LEVEL_CONT && e.partial.empty()) return;
+  e.partial += text;
+  if (!e.partial.empty() && e.partial.back() == '\n') {
+    e.partial.pop_back();
+    e.lines.push_back(std::move(e.partial));
+    e.partial.clear();
+    if (e.lines.size() > 8) e.lines.pop_front();
   }
 }
 
@@ -53,9 +58,8 @@ void set_verbose_engine_logs(bool verbose) {
 }
 
 std::string recent_engine_errors() {
-  std::lock_guard lock(g_errors_mutex);
   std::string out;
-  for (const auto& line : g_errors) {
+  for (const auto& line : t_errors.lines) {
     if (!out.empty()) out += '\n';
     out += line;
   }
@@ -63,9 +67,8 @@ std::string recent_engine_errors() {
 }
 
 void clear_recent_engine_errors() {
-  std::lock_guard lock(g_errors_mutex);
-  g_errors.clear();
-  g_partial.clear();
+  t_errors.lines.clear();
+  t_errors.partial.clear();
 }
 
 }  // namespace mmserve::engine

@@ -1,8 +1,10 @@
 // Process-wide setup of ggml/llama.cpp: backend initialisation and log routing.
 //
 // llama.cpp logs to stderr by default; a CLI user should see one clear line instead. The log
-// sink keeps the last error-level lines so a failed load can explain itself, and forwards
-// everything to stderr only when verbose logging is on. Thread-safe.
+// sink keeps the last error-level lines of each thread, so a failed load or decode can explain
+// itself without reading or clearing another thread's lines, and forwards everything to stderr
+// only when verbose logging is on. Thread-safe. (A line logged by one of ggml's worker threads
+// stays with that thread; the engines log their failures from the calling thread.)
 #pragma once
 
 #include <string>
@@ -15,7 +17,8 @@ void ensure_backend_initialized();
 // When true, llama.cpp/ggml/whisper log lines go to stderr. Default: false.
 void set_verbose_engine_logs(bool verbose);
 
-// The most recent error/warning lines logged by the engines (newline-separated, may be empty).
+// The most recent error/warning lines the engines logged on this thread (newline-separated,
+// may be empty), and forgetting them.
 std::string recent_engine_errors();
 void clear_recent_engine_errors();
 
