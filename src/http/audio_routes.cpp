@@ -145,7 +145,7 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "timestamp_granularities[] needs response_format 'verbose_json'",
                 "timestamp_granularities[]");
   }
-  const auto lease = rt.acquire(runtime::Task::kSpeechTranscribe, model_name);
+  const auto lease = acquire_model(rt, runtime::Task::kSpeechTranscribe, model_name);
   const auto answer = transcribe(lease, rt, req, bytes_of(file->content), args,
                                  {"file", "language", "translate"});
   res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
@@ -172,7 +172,7 @@ void handle_speech_transcribe(const std::string& model_name, const SpeechParams&
                               std::optional<std::string> upload, runtime::Runtime& rt,
                               const httplib::Request& req, httplib::Response& res) {
   // Without a speech model: say so before looking at the input.
-  const auto lease = rt.acquire(runtime::Task::kSpeechTranscribe, model_name);
+  const auto lease = acquire_model(rt, runtime::Task::kSpeechTranscribe, model_name);
   std::vector<uint8_t> decoded;
   std::span<const uint8_t> audio;
   if (upload) {

@@ -36,6 +36,13 @@ void guarded(httplib::Response& res, const std::function<void()>& handler) {
   }
 }
 
+runtime::ModelLease acquire_model(runtime::Runtime& runtime, runtime::Task task,
+                                  std::string_view model) {
+  auto lease = runtime.acquire(task, model);
+  note_model(lease->name());
+  return lease;
+}
+
 std::string new_request_id(const char* prefix) {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t boot = std::random_device{}();

@@ -93,7 +93,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
 
 void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Request& req,
                      httplib::Response& res) {
-  const auto lease = rt.acquire(runtime::Task::kTextGen, r.model);
+  const auto lease = acquire_model(rt, runtime::Task::kTextGen, r.model);
   const auto& model = lease->text().model();
   // An instruction-tuned model (one with a chat template) gets the input as a user turn, as
   // Ollama's and llama-server's users expect; "raw": true sends it as a plain completion.
@@ -163,7 +163,7 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
 void handle_image_caption(InferenceRequest r, std::optional<std::string> upload,
                           runtime::Runtime& rt, const httplib::Request& req,
                           httplib::Response& res) {
-  const auto lease = rt.acquire(runtime::Task::kImageCaption, r.model);
+  const auto lease = acquire_model(rt, runtime::Task::kImageCaption, r.model);
   const auto& vision = lease->vision();  // the registry gave a model with a projector
   const ImageInputPolicy policy = image_policy(rt.options());
   media::Image image = upload ? image_from_bytes(*upload, policy, "input")

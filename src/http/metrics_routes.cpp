@@ -1,5 +1,6 @@
 #include "http/metrics_routes.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -13,34 +14,30 @@
 namespace mmserve::http {
 namespace {
 
-// The schedulers' state now, summed over the loaded models of each task; zeros while no model
-// is loaded (nothing can run or wait).
+// Each model's scheduler now; zeros for a model that is not loaded (nothing can run or wait),
+// and for all while the server is loading.
 void refresh_runtime_gauges(runtime::Runtime& rt) {
-  int running = 0, waiting = 0, capacity = 0;
-  int speech_running = 0, speech_waiting = 0, speech_capacity = 0;
-  double kv_used = 0, kv_models = 0;
+  auto& m = metrics::server_metrics();
+  std::vector<runtime::ModelLease> loaded;
   const auto state = rt.state();
   if (state == runtime::State::kReady || state == runtime::State::kDraining) {
-    for (const auto& lease : rt.models().loaded()) {
-      if (lease->spec().kind == runtime::ModelKind::kSpeech) {
-        const auto s = lease->speech().stats();
-        speech_running += s.active - s.queued;
-        speech_waiting += s.queued;
-        speech_capacity += s.queue_capacity;
-      } else {
-        const auto s = lease->text().stats();
-        running += s.running;
-        waiting += s.waiting;
-        capacity += s.queue_capacity;
-        kv_used += s.kv_usage;
-        kv_models += 1;
-      }
+    loaded = rt.models().loaded();
+  }
+  for (const auto& spec : rt.models().specs()) {
+    const auto lease = std::find_if(loaded.begin(), loaded.end(),
+                                    [&](const auto& l) { return l->name() == spec.name; });
+    if (spec.kind == runtime::ModelKind::kSpeech) {
+      scheduler::SpeechStats s;
+      if (lease != loaded.end()) s = (*lease)->speech().stats();
+      m.set_task_load("speech-transcribe", spec.name, s.active - s.queued, s.queued,
+                      s.queue_capacity);
+    } else {
+      scheduler::SchedulerStats s;
+      if (lease != loaded.end()) s = (*lease)->text().stats();
+      m.set_task_load("text-gen", spec.name, s.running, s.waiting, s.queue_capacity);
+      m.set_kv_cache_usage(spec.name, s.kv_usage);
     }
   }
-  auto& m = metrics::server_metrics();
-  m.set_task_load("text-gen", running, waiting, capacity);
-  if (rt.has_speech()) m.set_task_load("speech-transcribe", speech_running, speech_waiting, speech_capacity);
-  m.set_kv_cache_usage(kv_models > 0 ? kv_used / kv_models : 0);
 }
 
 }  // namespace

@@ -94,7 +94,7 @@ Prepared submit(const StreamChoice& stream, engine::GenerationRequest request,
 
 void chat_completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   ChatRequest chat = parse_chat_request(parse_json_object(req.body));
-  const auto lease = rt.acquire(runtime::Task::kTextGen, chat.model);
+  const auto lease = acquire_model(rt, runtime::Task::kTextGen, chat.model);
   ChatImages images{rt, lease, {}};
   const auto messages = template_messages(chat.messages, images);
   auto& text = lease->text();
@@ -190,7 +190,7 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
 
 void completions(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt) {
   CompletionRequest completion = parse_completion_request(parse_json_object(req.body));
-  const auto lease = rt.acquire(runtime::Task::kTextGen, completion.model);
+  const auto lease = acquire_model(rt, runtime::Task::kTextGen, completion.model);
   auto& text = lease->text();
   engine::GenerationRequest request = std::move(completion.generation);
   request.prompt = text.model().tokenize(completion.prompt, true, false);

@@ -31,6 +31,7 @@ struct Record {
   Clock::time_point start;
   std::string_view endpoint;  // empty: not an inference request
   std::string task;
+  std::string model;  // the registry's name, once a model was chosen
   std::shared_ptr<scheduler::Generation> generation;
   std::string response_id;
   bool stream = false;
@@ -67,8 +68,8 @@ void count(int status) {
   if (t_record.counted) return;
   t_record.counted = true;
   if (t_record.endpoint.empty()) return;
-  metrics::server_metrics().record_request(task_label(), t_record.endpoint, "local", status,
-                                           seconds_since(t_record.start));
+  metrics::server_metrics().record_request(task_label(), t_record.model, t_record.endpoint,
+                                           "local", status, seconds_since(t_record.start));
 }
 
 std::string truncated(const std::string& text) {
@@ -132,6 +133,7 @@ void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
     e.endpoint = t_record.endpoint;
     e.route = "local";
     e.task = task_label();
+    e.model = t_record.model;
   }
   e.duration_ms = seconds_since(t_record.start) * 1000;
   t_record = Record{};  // also releases the generation
@@ -181,6 +183,10 @@ std::string generate_request_id() {
 
 void note_task(std::string_view task) {
   t_record.task = task;
+}
+
+void note_model(std::string_view model) {
+  t_record.model = model;
 }
 
 void note_generation(std::shared_ptr<scheduler::Generation> generation, std::string response_id,
@@ -267,6 +273,7 @@ std::string format_log_line(const RequestLogEntry& e) {
     j["endpoint"] = e.endpoint;
     j["route"] = e.route;
     j["task"] = e.task;
+    if (!e.model.empty()) j["model"] = e.model;
   }
   if (!e.error_type.empty()) j["error_type"] = e.error_type;
   if (!e.error_param.empty()) j["error_param"] = e.error_param;

@@ -39,6 +39,8 @@ std::string generate_request_id();
 // For route handlers, about the request on this thread.
 // The task it asked for ("text-gen", ...), once the handler knows it is a valid one.
 void note_task(std::string_view task);
+// The model serving it (the registry's name), for the log line and the metrics.
+void note_model(std::string_view model);
 // The generation serving it, its response id ("chatcmpl-...") and whether it is streamed.
 void note_generation(std::shared_ptr<scheduler::Generation> generation, std::string response_id,
                      bool stream);
@@ -67,6 +69,7 @@ struct RequestLogEntry {
   int status = 0;
   double duration_ms = 0;
   std::string endpoint, route, task;  // endpoint empty: not an inference request
+  std::string model;                  // empty: failed before a model was chosen
   std::string error_type, error_param;
   struct Generation {
     std::string response_id;

@@ -21,6 +21,11 @@ std::atomic<int>& in_flight_requests();
 // A fresh request id with the given prefix ("inf-", "chatcmpl-", ...).
 std::string new_request_id(const char* prefix);
 
+// A lease on the model for the request on this thread (Runtime::acquire), noted for its log
+// line and metrics.
+runtime::ModelLease acquire_model(runtime::Runtime& runtime, runtime::Task task,
+                                  std::string_view model);
+
 void register_inference_routes(httplib::Server& server, runtime::Runtime& runtime);
 void register_openai_routes(httplib::Server& server, runtime::Runtime& runtime);
 // POST /v1/audio/transcriptions and /v1/audio/translations (audio_routes.cpp).

@@ -31,17 +31,17 @@ std::vector<double> batch_buckets() {
 ServerMetrics::ServerMetrics()
     : requests_(registry_.counter(
           "mmserve_requests_total",
-          "Inference requests answered, by task, endpoint, route (local: served here) and HTTP "
-          "status.",
-          {"task", "endpoint", "route", "status"})),
+          "Inference requests answered, by task, model (\"none\" before one was chosen), "
+          "endpoint, route (local: served here) and HTTP status.",
+          {"task", "model", "endpoint", "route", "status"})),
       request_duration_(registry_.histogram(
           "mmserve_request_duration_seconds",
           "Time from a request's headers being read to its response being complete.",
-          request_buckets(), {"task"})),
+          request_buckets(), {"task", "model"})),
       queue_wait_(registry_.histogram(
           "mmserve_queue_wait_seconds",
           "Time a generation waited in the queue before it started (or was dropped).",
-          queue_buckets(), {"task"})),
+          queue_buckets(), {"task", "model"})),
       time_to_first_token_(registry_
                                .histogram("mmserve_time_to_first_token_seconds",
                                           "Time from a generation being queued to its first "
@@ -59,17 +59,16 @@ ServerMetrics::ServerMetrics()
                       .histogram("mmserve_batch_size",
                                  "Sequences decoded together in one decode step.", batch_buckets())
                       .labels({})),
-      prompt_tokens_(registry_
-                         .counter("mmserve_prompt_tokens_total",
-                                  "Prompt tokens of finished generations, cached ones included.")
-                         .labels({})),
-      cached_prompt_tokens_(registry_
-                                .counter("mmserve_cached_prompt_tokens_total",
-                                         "Prompt tokens reused from a previous request's KV "
-                                         "cache instead of being computed.")
-                                .labels({})),
+      prompt_tokens_(registry_.counter(
+          "mmserve_prompt_tokens_total",
+          "Prompt tokens of finished generations, cached ones included, by model.", {"model"})),
+      cached_prompt_tokens_(registry_.counter("mmserve_cached_prompt_tokens_total",
+                                              "Prompt tokens reused from a previous request's KV "
+                                              "cache instead of being computed, by model.",
+                                              {"model"})),
       generated_tokens_(
-          registry_.counter("mmserve_generated_tokens_total", "Tokens generated.").labels({})),
+          registry_.counter("mmserve_generated_tokens_total", "Tokens generated, by model.",
+                            {"model"})),
       audio_seconds_(registry_
                          .counter("mmserve_audio_seconds_total",
                                   "Seconds of audio received for transcription.")
@@ -77,18 +76,18 @@ ServerMetrics::ServerMetrics()
       images_(
           registry_.counter("mmserve_images_total", "Images received for description.").labels({})),
       requests_running_(registry_.gauge("mmserve_requests_running",
-                                        "Requests being generated right now.", {"task"})),
+                                        "Requests being served right now.", {"task", "model"})),
       requests_waiting_(registry_.gauge(
           "mmserve_requests_waiting",
-          "Requests queued for a free sequence: the autoscaling signal.", {"task"})),
+          "Requests queued for a free sequence: the autoscaling signal.", {"task", "model"})),
       queue_capacity_(registry_.gauge(
           "mmserve_queue_capacity",
-          "Most requests that may wait (--queue-size); more are refused with 429.", {"task"})),
-      kv_cache_usage_(registry_
-                          .gauge("mmserve_kv_cache_usage_ratio",
-                                 "Fraction of the KV cache cells reserved by running sequences "
-                                 "or held by idle prefix caches.")
-                          .labels({})),
+          "Most requests that may wait (--queue-size); more are refused with 429.",
+          {"task", "model"})),
+      kv_cache_usage_(registry_.gauge("mmserve_kv_cache_usage_ratio",
+                                      "Fraction of a text model's KV cache cells reserved by "
+                                      "running sequences or held by idle prefix caches.",
+                                      {"model"})),
       model_memory_(registry_.gauge("mmserve_model_memory_bytes",
                                     "Memory taken by a loaded model's weights, by device.",
                                     {"model", "device"})),
@@ -111,18 +110,21 @@ ServerMetrics::ServerMetrics()
                              .labels({})),
       process_(registry_) {}
 
-void ServerMetrics::record_request(std::string_view task, std::string_view endpoint,
-                                   std::string_view route, int status, double seconds) {
+void ServerMetrics::record_request(std::string_view task, std::string_view model,
+                                   std::string_view endpoint, std::string_view route, int status,
+                                   double seconds) {
   const std::string t(task);
-  requests_.labels({t, std::string(endpoint), std::string(route), std::to_string(status)}).inc();
-  request_duration_.labels({t}).observe(seconds);
+  const std::string m(model.empty() ? "none" : model);
+  requests_.labels({t, m, std::string(endpoint), std::string(route), std::to_string(status)}).inc();
+  request_duration_.labels({t, m}).observe(seconds);
 }
 
 void ServerMetrics::record_generation(const GenerationFacts& f) {
-  queue_wait_.labels({std::string(f.task)}).observe(f.queue_seconds);
-  prompt_tokens_.inc(static_cast<double>(f.prompt_tokens));
-  cached_prompt_tokens_.inc(static_cast<double>(f.cached_prompt_tokens));
-  generated_tokens_.inc(static_cast<double>(f.completion_tokens));
+  const std::vector<std::string> model = {std::string(f.model)};
+  queue_wait_.labels({std::string(f.task), model[0]}).observe(f.queue_seconds);
+  prompt_tokens_.labels(model).inc(static_cast<double>(f.prompt_tokens));
+  cached_prompt_tokens_.labels(model).inc(static_cast<double>(f.cached_prompt_tokens));
+  generated_tokens_.labels(model).inc(static_cast<double>(f.completion_tokens));
   if (f.completion_tokens > 0) time_to_first_token_.observe(f.first_token_seconds);
   if (f.completion_tokens > 1) {
     // The engine times a generation as a whole, so each of its intervals is counted with the
@@ -144,16 +146,16 @@ void ServerMetrics::add_images(int64_t count) {
   images_.inc(static_cast<double>(count));
 }
 
-void ServerMetrics::set_task_load(std::string_view task, int running, int waiting,
-                                  int queue_capacity) {
-  const std::vector<std::string> labels = {std::string(task)};
+void ServerMetrics::set_task_load(std::string_view task, std::string_view model, int running,
+                                  int waiting, int queue_capacity) {
+  const std::vector<std::string> labels = {std::string(task), std::string(model)};
   requests_running_.labels(labels).set(running);
   requests_waiting_.labels(labels).set(waiting);
   queue_capacity_.labels(labels).set(queue_capacity);
 }
 
-void ServerMetrics::set_kv_cache_usage(double ratio) {
-  kv_cache_usage_.set(ratio);
+void ServerMetrics::set_kv_cache_usage(std::string_view model, double ratio) {
+  kv_cache_usage_.labels({std::string(model)}).set(ratio);
 }
 
 void ServerMetrics::set_model_memory(std::string_view model, std::string_view device,

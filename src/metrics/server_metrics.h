@@ -26,6 +26,7 @@ namespace mmserve::metrics {
 // What one finished generation did, as the scheduler saw it.
 struct GenerationFacts {
   std::string_view task;           // "text-gen", ...
+  std::string_view model;          // the registry's name
   double queue_seconds = 0;        // submitted to started (or to dropped from the queue)
   double first_token_seconds = 0;  // submitted to first token; ignored when no token came
   double generate_seconds = 0;     // first token to last token
@@ -43,9 +44,10 @@ class ServerMetrics {
   Registry& registry() { return registry_; }
 
   // One inference request answered: mmserve_requests_total and
-  // mmserve_request_duration_seconds. `route` is "local" (served here).
-  void record_request(std::string_view task, std::string_view endpoint, std::string_view route,
-                      int status, double seconds);
+  // mmserve_request_duration_seconds. `route` is "local" (served here); `model` is empty when
+  // the request failed before one was chosen.
+  void record_request(std::string_view task, std::string_view model, std::string_view endpoint,
+                      std::string_view route, int status, double seconds);
   // Token counters, queue wait, time to first token and inter-token latency.
   void record_generation(const GenerationFacts& facts);
   // Sequences that took part in one decode step (mmserve_batch_size).
@@ -54,9 +56,10 @@ class ServerMetrics {
   void add_audio_seconds(double seconds);
   void add_images(int64_t count);
 
-  // Scrape-time state of a task's scheduler.
-  void set_task_load(std::string_view task, int running, int waiting, int queue_capacity);
-  void set_kv_cache_usage(double ratio);
+  // Scrape-time state of a model's scheduler (zeros for a model not loaded).
+  void set_task_load(std::string_view task, std::string_view model, int running, int waiting,
+                     int queue_capacity);
+  void set_kv_cache_usage(std::string_view model, double ratio);
   void set_model_memory(std::string_view model, std::string_view device, double bytes);
   void set_build_info(std::string_view version, std::string_view llama_cpp,
                       std::string_view whisper_cpp, std::string_view backend);
@@ -79,15 +82,15 @@ class ServerMetrics {
   Histogram& time_to_first_token_;
   Histogram& inter_token_latency_;
   Histogram& batch_size_;
-  Counter& prompt_tokens_;
-  Counter& cached_prompt_tokens_;
-  Counter& generated_tokens_;
+  Family<Counter>& prompt_tokens_;
+  Family<Counter>& cached_prompt_tokens_;
+  Family<Counter>& generated_tokens_;
   Counter& audio_seconds_;
   Counter& images_;
   Family<Gauge>& requests_running_;
   Family<Gauge>& requests_waiting_;
   Family<Gauge>& queue_capacity_;
-  Gauge& kv_cache_usage_;
+  Family<Gauge>& kv_cache_usage_;
   Family<Gauge>& model_memory_;
   Family<Counter>& model_events_;
   Family<Gauge>& model_load_seconds_;

@@ -37,12 +37,13 @@ std::string weights_device() {
 
 // Connects a loaded text scheduler to the process-wide metrics. Called after the probe, so the
 // probe is not counted.
-void observe_text_metrics(scheduler::TextScheduler& text) {
+void observe_text_metrics(scheduler::TextScheduler& text, const std::string& model) {
   auto& m = metrics::server_metrics();
   text.set_step_observer([&m](const engine::StepStats& s) { m.record_decode_step(s.sequences); });
-  text.set_finish_observer([&m](const scheduler::GenerationOutcome& o) {
+  text.set_finish_observer([&m, model](const scheduler::GenerationOutcome& o) {
     const auto& r = o.result;
     m.record_generation({.task = "text-gen",
+                         .model = model,
                          .queue_seconds = o.queue_ms / 1000,
                          .first_token_seconds = (o.queue_ms + r.prompt_ms) / 1000,
                          .generate_seconds = r.generate_ms / 1000,
@@ -139,7 +140,7 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec, const Load
         std::make_unique<engine::TextBatch>(model, batch, vision),
         scheduler::SchedulerOptions{.queue_size = settings.queue_size});
     text->probe(std::chrono::minutes(5));
-    observe_text_metrics(*text);
+    observe_text_metrics(*text, spec.name);
     metrics::server_metrics().set_model_memory(spec.name, weights_device(),
                                                static_cast<double>(llama_model_size(model->raw())));
     served->text_ = std::move(text);

@@ -13,6 +13,8 @@ import pytest
 from conftest import BIN, STORIES, needs_stories, running_server
 from prometheus_text import scrape, tool
 
+MODEL = "stories260K"  # the registry name of a single-model server: the file stem
+
 pytestmark = needs_stories
 
 FAKE_NVML = os.environ.get("MMSERVE_FAKE_NVML", "")
@@ -68,19 +70,21 @@ def test_counters_move_by_exactly_the_requests_sent(stories_server):
 
     req = "mmserve_requests_total"
     ok = {"route": "local", "status": "200"}
-    assert delta(req, task="text-gen", endpoint="/v1/inference", **ok) == 5
-    assert delta(req, task="text-gen", endpoint="/v1/chat/completions", **ok) == 2
-    assert delta(req, task="text-gen", endpoint="/v1/completions", **ok) == 1
-    assert delta(req, task="text-gen", endpoint="/v1/inference", route="local", status="400") == 1
-    assert delta(req, task="none", endpoint="/v1/inference", route="local", status="400") == 2
+    assert delta(req, task="text-gen", model=MODEL, endpoint="/v1/inference", **ok) == 5
+    assert delta(req, task="text-gen", model=MODEL, endpoint="/v1/chat/completions", **ok) == 2
+    assert delta(req, task="text-gen", model=MODEL, endpoint="/v1/completions", **ok) == 1
+    # Refused before a model was chosen: model "none".
+    assert delta(req, task="text-gen", model="none", endpoint="/v1/inference", route="local", status="400") == 1
+    assert delta(req, task="none", model="none", endpoint="/v1/inference", route="local", status="400") == 2
     assert after.total(req) - before.total(req) == 11  # health, models and 404 not counted
 
-    assert delta("mmserve_request_duration_seconds_count", task="text-gen") == 9
-    assert delta("mmserve_request_duration_seconds_count", task="none") == 2
-    assert delta("mmserve_queue_wait_seconds_count", task="text-gen") == len(usages)
-    assert delta("mmserve_prompt_tokens_total") == sum(p for p, _, _ in usages)
-    assert delta("mmserve_cached_prompt_tokens_total") == sum(c for _, c, _ in usages)
-    assert delta("mmserve_generated_tokens_total") == sum(n for _, _, n in usages)
+    assert delta("mmserve_request_duration_seconds_count", task="text-gen", model=MODEL) == 8
+    assert delta("mmserve_request_duration_seconds_count", task="text-gen", model="none") == 1
+    assert delta("mmserve_request_duration_seconds_count", task="none", model="none") == 2
+    assert delta("mmserve_queue_wait_seconds_count", task="text-gen", model=MODEL) == len(usages)
+    assert delta("mmserve_prompt_tokens_total", model=MODEL) == sum(p for p, _, _ in usages)
+    assert delta("mmserve_cached_prompt_tokens_total", model=MODEL) == sum(c for _, c, _ in usages)
+    assert delta("mmserve_generated_tokens_total", model=MODEL) == sum(n for _, _, n in usages)
     assert delta("mmserve_time_to_first_token_seconds_count") == sum(1 for _, _, n in usages if n > 0)
     assert delta("mmserve_inter_token_latency_seconds_count") == sum(max(0, n - 1) for _, _, n in usages)
     # One observation per decode step. The requests went one at a time, so every step held one
@@ -108,8 +112,9 @@ def test_histogram_buckets_are_cumulative_and_count_matches(stories_server):
         assert total >= 0
     # _count of the request histogram equals the requests counted, per task.
     m = scrape(stories_server)
-    for task in ("text-gen", "none"):
-        assert m.value("mmserve_request_duration_seconds_count", task=task) == m.total("mmserve_requests_total", task=task)
+    for task, model in (("text-gen", MODEL), ("text-gen", "none"), ("none", "none")):
+        assert (m.value("mmserve_request_duration_seconds_count", task=task, model=model)
+                == m.total("mmserve_requests_total", task=task, model=model))
 
 
 def test_promtool_accepts_live_metrics(stories_server):
@@ -122,10 +127,10 @@ def test_promtool_accepts_live_metrics(stories_server):
 
 def test_state_gauges_and_build_info(stories_server):
     m = scrape(stories_server)
-    assert m.value("mmserve_requests_running", task="text-gen") == 0
-    assert m.value("mmserve_requests_waiting", task="text-gen") == 0
-    assert m.value("mmserve_queue_capacity", task="text-gen") == 64
-    assert 0 <= m.value("mmserve_kv_cache_usage_ratio") <= 1
+    assert m.value("mmserve_requests_running", task="text-gen", model=MODEL) == 0
+    assert m.value("mmserve_requests_waiting", task="text-gen", model=MODEL) == 0
+    assert m.value("mmserve_queue_capacity", task="text-gen", model=MODEL) == 64
+    assert 0 <= m.value("mmserve_kv_cache_usage_ratio", model=MODEL) <= 1
     info = json.loads(subprocess.run([BIN, "info", "--json", "-m", str(STORIES)], capture_output=True, text=True,
                                      check=True, timeout=60).stdout)
     assert m.series("mmserve_model_memory_bytes") == [({"model": "stories260K", "device": "CPU"}, info["weights_bytes"])]
@@ -245,14 +250,14 @@ def test_a_stream_cut_short_is_counted_and_logged_as_cancelled():
             received += sock.recv(4096)
         sock.close()
         # The server notices at its next write; wait (bounded) for it to count the request.
-        key = dict(task="text-gen", endpoint="/v1/inference", route="local", status="200")
+        key = dict(task="text-gen", model=MODEL, endpoint="/v1/inference", route="local", status="200")
         deadline = time.time() + 30
         while scrape(server).value("mmserve_requests_total", **key) == before.value("mmserve_requests_total", **key):
             assert time.time() < deadline, "the abandoned stream was never counted"
             time.sleep(0.02)
         after = scrape(server)
         assert after.value("mmserve_requests_total", **key) - before.value("mmserve_requests_total", **key) == 1
-        assert after.value("mmserve_requests_running", task="text-gen") == 0
+        assert after.value("mmserve_requests_running", task="text-gen", model=MODEL) == 0
     [line] = [line for line in log_lines(server.proc.stderr.read()) if line["id"] == "cut-1"]
     assert line["finish_reason"] == "cancelled" and line["stream"] is True
     assert 0 < line["completion_tokens"] < 480

@@ -119,6 +119,16 @@ def test_two_chat_models_and_a_speech_model_answer_by_name(tmp_path, synth_model
                 assert status == 200, body
                 if kind == "text":
                     assert body["model"] == model and body["choices"][0]["text"] == alone[model, prompt]
+        # Per-model series: tokens, requests, queue and KV figures carry the model's name.
+        _, _, text = server.get("/metrics")
+        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                   for line in text.splitlines() if line.startswith("mmserve_")}
+        # stories: 4 alone, the alias, the default, 8 together; synth: 4 alone, /v1/inference, 8.
+        for model, requests in (("stories", 14), ("synth", 13)):
+            assert samples[f'mmserve_generated_tokens_total{{model="{model}"}}'] == 24 * requests
+            assert samples[f'mmserve_requests_running{{task="text-gen",model="{model}"}}'] == 0
+            assert f'mmserve_kv_cache_usage_ratio{{model="{model}"}}' in samples
+        assert samples['mmserve_requests_total{task="speech-transcribe",model="whisper",endpoint="/v1/audio/transcriptions",route="local",status="200"}'] == 3
         health = server.health()
         assert set(health["models"]) == {"stories", "synth", "whisper"}
         assert health["models"]["whisper"]["kind"] == "speech" and health["models"]["whisper"]["windows"] >= 3
