@@ -29,7 +29,8 @@
 namespace mmserve::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: mmserve serve [-m MODEL.gguf | --models MODELS.toml] [options]
+constexpr const char* kUsage =
+    R"(usage: mmserve serve [-m MODEL.gguf | --models MODELS.toml] [options]
   -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory)
       --models FILE       several models at once, declared in a TOML file (docs/models.md);
                           requests choose one by "model". Instead of -m/--mmproj/--whisper-model
@@ -152,8 +153,8 @@ void log_model_event(const runtime::ModelEvent& e) {
   using Kind = runtime::ModelEvent::Kind;
   const double mib = static_cast<double>(e.memory_bytes) / (1 << 20);
   if (e.kind == Kind::kLoaded) {
-    std::fprintf(stderr, "mmserve: model '%s' loaded in %.2f s (about %.0f MiB)\n",
-                 e.model.c_str(), e.seconds, mib);
+    std::fprintf(stderr, "mmserve: model '%s' loaded in %.2f s (about %.0f MiB)\n", e.model.c_str(),
+                 e.seconds, mib);
   } else if (e.kind == Kind::kUnloaded) {
     std::fprintf(stderr, "mmserve: model '%s' unloaded (%s; about %.0f MiB)\n", e.model.c_str(),
                  e.reason.c_str(), mib);
@@ -161,9 +162,11 @@ void log_model_event(const runtime::ModelEvent& e) {
     std::fprintf(stderr, "mmserve: model '%s' failed to load: %s\n", e.model.c_str(),
                  e.reason.c_str());
   }
-  metrics::server_metrics().record_model_event(
-      e.model, e.kind == Kind::kLoaded ? "load" : e.kind == Kind::kUnloaded ? "unload" : "load_failed",
-      e.seconds);
+  metrics::server_metrics().record_model_event(e.model,
+                                               e.kind == Kind::kLoaded     ? "load"
+                                               : e.kind == Kind::kUnloaded ? "unload"
+                                                                           : "load_failed",
+                                               e.seconds);
 }
 
 }  // namespace
@@ -214,10 +217,10 @@ int run_serve(const std::vector<std::string>& args) {
   if (p.has("--models")) {
     for (const char* single : {"--model", "--mmproj", "--whisper-model", "--vad-model"}) {
       if (p.has(single)) {
-        throw Error(ErrorCode::kInvalidInput,
-                    std::string("--models declares every model; ") + single +
-                        " cannot be given with it",
-                    single);
+        throw Error(
+            ErrorCode::kInvalidInput,
+            std::string("--models declares every model; ") + single + " cannot be given with it",
+            single);
       }
     }
     ro.models = runtime::parse_models_file(p.get("--models"), defaults);

@@ -146,8 +146,8 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "timestamp_granularities[]");
   }
   const auto lease = acquire_model(rt, runtime::Task::kSpeechTranscribe, model_name);
-  const auto answer = transcribe(lease, rt, req, bytes_of(file->content), args,
-                                 {"file", "language", "translate"});
+  const auto answer =
+      transcribe(lease, rt, req, bytes_of(file->content), args, {"file", "language", "translate"});
   res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
                   engine::transcript_content_type(format));
 }

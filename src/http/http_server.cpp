@@ -56,10 +56,10 @@ std::string new_request_id(const char* prefix) {
 namespace {
 
 Json text_stats_json(const scheduler::SchedulerStats& s) {
-  return {{"running", s.running},          {"waiting", s.waiting},
-          {"queue_capacity", s.queue_capacity}, {"queue_full", s.full},
-          {"kv_cache_usage", s.kv_usage},   {"cancelled", s.cancelled},
-          {"steps", s.steps}};
+  return {
+      {"running", s.running}, {"waiting", s.waiting},         {"queue_capacity", s.queue_capacity},
+      {"queue_full", s.full}, {"kv_cache_usage", s.kv_usage}, {"cancelled", s.cancelled},
+      {"steps", s.steps}};
 }
 
 Json speech_stats_json(const scheduler::SpeechStats& s) {
@@ -98,7 +98,8 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
   const int queue = runtime_.options().registry.queue_size;
   int slots = 8;
   for (const auto& spec : runtime_.models().specs()) {
-    slots += (spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel) + queue;
+    slots +=
+        (spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel) + queue;
   }
   const int threads = options_.threads > 0 ? options_.threads : std::clamp(slots, 16, 1024);
   server_.new_task_queue = [threads] {
@@ -170,7 +171,8 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     bool ready = state == runtime::State::kReady;
     // A loaded model's scheduler that would refuse a request now (429) makes the replica
     // unready, so that a balancer sends that work elsewhere.
-    for (const auto& lease : ready ? runtime_.models().loaded() : std::vector<runtime::ModelLease>{}) {
+    for (const auto& lease :
+         ready ? runtime_.models().loaded() : std::vector<runtime::ModelLease>{}) {
       const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
       if (speech ? lease->speech().stats().full : lease->text().stats().full) {
         ready = false;

@@ -58,10 +58,11 @@ InferenceInput read_input(const httplib::Request& req) {
       }
       in.body["stream"] = content == "true" || content == "1";
     } else {
-      throw Error(ErrorCode::kInvalidInput,
-                  "unknown form field '" + name +
-                      "'; fields: task, model, input (text or file), image, file, parameters, stream",
-                  name);
+      throw Error(
+          ErrorCode::kInvalidInput,
+          "unknown form field '" + name +
+              "'; fields: task, model, input (text or file), image, file, parameters, stream",
+          name);
     }
   };
   for (const auto& [name, field] : req.form.fields) text_field(name, field.content);

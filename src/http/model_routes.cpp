@@ -17,9 +17,11 @@ int64_t unix_seconds(std::chrono::system_clock::time_point t) {
 
 Json tasks_json(const runtime::ModelSpec& spec) {
   Json tasks = Json::array();
-  for (const auto task : {runtime::Task::kTextGen, runtime::Task::kImageCaption,
-                          runtime::Task::kSpeechTranscribe}) {
-    if (spec.serves(task)) tasks.push_back(runtime::task_name(task));
+  for (const auto task :
+       {runtime::Task::kTextGen, runtime::Task::kImageCaption, runtime::Task::kSpeechTranscribe}) {
+    if (spec.serves(task)) {
+      tasks.push_back(runtime::task_name(task));
+    }
   }
   return tasks;
 }
@@ -58,8 +60,12 @@ Json model_json(const runtime::ModelStatus& s, const runtime::ModelLease& loaded
                {"load_seconds", s.load_seconds},
                {"loads", s.loads},
                {"unloads", s.unloads}};
-  if (!s.last_error.empty()) meta["last_error"] = s.last_error;
-  if (loaded) add_loaded_facts(meta, *loaded);
+  if (!s.last_error.empty()) {
+    meta["last_error"] = s.last_error;
+  }
+  if (loaded) {
+    add_loaded_facts(meta, *loaded);
+  }
   return {{"id", s.spec.name},
           {"object", "model"},
           {"created", unix_seconds(s.loaded ? s.loaded_at : started)},
@@ -69,19 +75,25 @@ Json model_json(const runtime::ModelStatus& s, const runtime::ModelLease& loaded
 
 runtime::ModelLease loaded_lease(runtime::Runtime& rt, const std::string& name) {
   for (auto& lease : rt.models().loaded()) {
-    if (lease->name() == name) return lease;
+    if (lease->name() == name) {
+      return lease;
+    }
   }
   return nullptr;
 }
 
 Json list_json(runtime::Runtime& rt) {
   Json data = Json::array();
-  for (const auto& s : rt.models().list()) data.push_back(model_json(s, loaded_lease(rt, s.spec.name)));
+  for (const auto& s : rt.models().list()) {
+    data.push_back(model_json(s, loaded_lease(rt, s.spec.name)));
+  }
   return {{"object", "list"}, {"data", std::move(data)}};
 }
 
 void check_admin(const httplib::Request& req, const AdminAccess& access) {
-  if (access.api_key.empty()) return;
+  if (access.api_key.empty()) {
+    return;
+  }
   if (access.admin_key.empty()) {
     throw Error(ErrorCode::kForbidden,
                 "the admin endpoints are off on a server with API keys and no admin key "
@@ -113,7 +125,9 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
     guarded(res, [&] {
       const std::string name = rt.models().spec(req.matches[1].str()).name;  // or kNotFound
       for (const auto& s : rt.models().list()) {
-        if (s.spec.name == name) write_json(res, model_json(s, loaded_lease(rt, name)));
+        if (s.spec.name == name) {
+          write_json(res, model_json(s, loaded_lease(rt, name)));
+        }
       }
     });
   });
@@ -126,7 +140,9 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
       }
       const auto lease = rt.models().acquire_named(name);
       for (const auto& s : rt.models().list()) {
-        if (s.spec.name == lease->name()) write_json(res, model_json(s, lease));
+        if (s.spec.name == lease->name()) {
+          write_json(res, model_json(s, lease));
+        }
       }
     });
   });

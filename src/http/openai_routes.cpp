@@ -48,7 +48,8 @@ struct ChatImages {
     if (!vision) {
       throw Error(ErrorCode::kModelUnavailable,
                   "content of type 'image_url' needs a vision model and projector (--mmproj); "
-                  "the model '" + lease->name() + "' has none",
+                  "the model '" +
+                      lease->name() + "' has none",
                   part.type_field);
     }
     images.push_back(image_from_string(part.value, image_policy(rt.options()), part.field));

@@ -68,8 +68,8 @@ void count(int status) {
   if (t_record.counted) return;
   t_record.counted = true;
   if (t_record.endpoint.empty()) return;
-  metrics::server_metrics().record_request(task_label(), t_record.model, t_record.endpoint,
-                                           "local", status, seconds_since(t_record.start));
+  metrics::server_metrics().record_request(task_label(), t_record.model, t_record.endpoint, "local",
+                                           status, seconds_since(t_record.start));
 }
 
 std::string truncated(const std::string& text) {

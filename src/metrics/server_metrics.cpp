@@ -66,9 +66,8 @@ ServerMetrics::ServerMetrics()
                                               "Prompt tokens reused from a previous request's KV "
                                               "cache instead of being computed, by model.",
                                               {"model"})),
-      generated_tokens_(
-          registry_.counter("mmserve_generated_tokens_total", "Tokens generated, by model.",
-                            {"model"})),
+      generated_tokens_(registry_.counter("mmserve_generated_tokens_total",
+                                          "Tokens generated, by model.", {"model"})),
       audio_seconds_(registry_
                          .counter("mmserve_audio_seconds_total",
                                   "Seconds of audio received for transcription.")
@@ -80,10 +79,10 @@ ServerMetrics::ServerMetrics()
       requests_waiting_(registry_.gauge(
           "mmserve_requests_waiting",
           "Requests queued for a free sequence: the autoscaling signal.", {"task", "model"})),
-      queue_capacity_(registry_.gauge(
-          "mmserve_queue_capacity",
-          "Most requests that may wait (--queue-size); more are refused with 429.",
-          {"task", "model"})),
+      queue_capacity_(
+          registry_.gauge("mmserve_queue_capacity",
+                          "Most requests that may wait (--queue-size); more are refused with 429.",
+                          {"task", "model"})),
       kv_cache_usage_(registry_.gauge("mmserve_kv_cache_usage_ratio",
                                       "Fraction of a text model's KV cache cells reserved by "
                                       "running sequences or held by idle prefix caches.",

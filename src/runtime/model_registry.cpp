@@ -18,22 +18,22 @@ std::string mib(int64_t bytes) {
 Error no_model_for(Task task) {
   switch (task) {
     case Task::kTextGen:
-      return Error(ErrorCode::kModelUnavailable,
-                   "this server has no text model (it serves speech only; start it with -m "
-                   "MODEL.gguf for text)",
-                   "task");
+      return {ErrorCode::kModelUnavailable,
+              "this server has no text model (it serves speech only; start it with -m "
+              "MODEL.gguf for text)",
+              "task"};
     case Task::kImageCaption:
-      return Error(ErrorCode::kModelUnavailable,
-                   "task 'image-caption' needs a vision model and projector (--mmproj), which "
-                   "this server has not loaded",
-                   "task");
+      return {ErrorCode::kModelUnavailable,
+              "task 'image-caption' needs a vision model and projector (--mmproj), which "
+              "this server has not loaded",
+              "task"};
     case Task::kSpeechTranscribe:
-      return Error(ErrorCode::kModelUnavailable,
-                   "task 'speech-transcribe' needs a speech model (--whisper-model), which this "
-                   "server has not loaded",
-                   "task");
+      return {ErrorCode::kModelUnavailable,
+              "task 'speech-transcribe' needs a speech model (--whisper-model), which this "
+              "server has not loaded",
+              "task"};
   }
-  return Error(ErrorCode::kInternal, "unknown task");
+  return {ErrorCode::kInternal, "unknown task"};
 }
 
 }  // namespace
@@ -42,8 +42,12 @@ ModelRegistry::ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions optio
                              ModelLoader loader)
     : specs_(std::move(specs)), options_(options), loader_(std::move(loader)) {
   check_model_names(specs_, "models");
-  if (!loader_) loader_ = &ServedModel::load;
-  for (const auto& spec : specs_) entries_.push_back(Entry{.spec = spec});
+  if (!loader_) {
+    loader_ = &ServedModel::load;
+  }
+  for (const auto& spec : specs_) {
+    entries_.push_back(Entry{.spec = spec});
+  }
 }
 
 ModelRegistry::~ModelRegistry() {
@@ -51,7 +55,9 @@ ModelRegistry::~ModelRegistry() {
   {
     std::lock_guard lock(mutex_);
     stopped_ = true;
-    for (auto& e : entries_) models.push_back(std::move(e.model));
+    for (auto& e : entries_) {
+      models.push_back(std::move(e.model));
+    }
   }
   models.clear();  // outside the lock: destruction joins scheduler threads
 }
@@ -61,34 +67,44 @@ void ModelRegistry::set_observer(ModelEventObserver observer) {
 }
 
 void ModelRegistry::notify(const ModelEvent& event) const {
-  if (observer_) observer_(event);
+  if (observer_) {
+    observer_(event);
+  }
 }
 
 Error ModelRegistry::not_found(std::string_view name) const {
   std::string names;
-  for (const auto& s : specs_) names += (names.empty() ? "" : ", ") + s.name;
-  return Error(ErrorCode::kNotFound,
-               "the model '" + std::string(name) + "' does not exist; this server has: " + names,
-               "model");
+  for (const auto& s : specs_) {
+    names += (names.empty() ? "" : ", ") + s.name;
+  }
+  return {ErrorCode::kNotFound,
+          "the model '" + std::string(name) + "' does not exist; this server has: " + names,
+          "model"};
 }
 
 ModelRegistry::Entry& ModelRegistry::find_locked(std::string_view name) {
   for (auto& e : entries_) {
-    if (e.spec.answers_to(name)) return e;
+    if (e.spec.answers_to(name)) {
+      return e;
+    }
   }
   throw not_found(name);
 }
 
 const ModelSpec& ModelRegistry::spec(std::string_view name) const {
   for (const auto& s : specs_) {
-    if (s.answers_to(name)) return s;
+    if (s.answers_to(name)) {
+      return s;
+    }
   }
   throw not_found(name);
 }
 
 ModelRegistry::Entry* ModelRegistry::default_for_locked(Task task) {
   for (auto& e : entries_) {
-    if (e.spec.serves(task)) return &e;
+    if (e.spec.serves(task)) {
+      return &e;
+    }
   }
   return nullptr;
 }
@@ -106,7 +122,8 @@ LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
       options_.speech_threads > 0 ? options_.speech_threads : std::max(1, total / 2);
   LoadSettings s{.threads = 0, .queue_size = options_.queue_size};
   if (spec.kind == ModelKind::kSpeech) {
-    s.threads = text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);
+    s.threads =
+        text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);
   } else {
     s.threads = speech ? std::max(1, total - speech_share) : options_.threads;
   }
@@ -125,8 +142,12 @@ ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
       find_locked(name);  // throws kNotFound listing the names
     }
   }
-  if (entry == nullptr) entry = default_for_locked(task);
-  if (entry == nullptr) throw no_model_for(task);
+  if (entry == nullptr) {
+    entry = default_for_locked(task);
+  }
+  if (entry == nullptr) {
+    throw no_model_for(task);
+  }
   if (!entry->spec.serves(task)) {
     const char* why = entry->spec.kind == ModelKind::kSpeech ? "a speech model"
                       : task == Task::kImageCaption          ? "a text model without a projector"
@@ -148,12 +169,16 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
                                        bool may_evict) {
   const uint64_t failures_before = entry.failures;
   while (true) {
-    if (stopped_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+    if (stopped_) {
+      throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+    }
     if (entry.model) {
       entry.last_used = std::chrono::steady_clock::now();
       return entry.model;
     }
-    if (!entry.loading) break;
+    if (!entry.loading) {
+      break;
+    }
     loaded_cv_.wait(lock);
     if (entry.failures != failures_before && !entry.model) {
       throw Error(ErrorCode::kModelLoad,
@@ -188,7 +213,9 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     entry.last_error.clear();
     entry.loads++;
     entry.last_used = std::chrono::steady_clock::now();
-    if (stopped_) model->stop_accepting();
+    if (stopped_) {
+      model->stop_accepting();
+    }
     loaded_cv_.notify_all();
     lock.unlock();
     notify({.kind = ModelEvent::Kind::kLoaded,
@@ -198,7 +225,9 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     lock.lock();
     return model;
   } catch (const std::exception& e) {
-    if (!lock.owns_lock()) lock.lock();
+    if (!lock.owns_lock()) {
+      lock.lock();
+    }
     entry.loading = false;
     entry.reserved_bytes = 0;
     entry.last_error = e.what();
@@ -221,7 +250,9 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
     int64_t bytes = 0;
     int32_t count = 0;
     for (const auto& e : entries_) {
-      if (&e == &incoming) continue;
+      if (&e == &incoming) {
+        continue;
+      }
       if (e.model) {
         bytes += e.model->memory_bytes();
         ++count;
@@ -249,8 +280,12 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
   // and not pinned, least recently used first. Nothing is unloaded unless it makes enough room.
   std::vector<Entry*> idle;
   for (auto& e : entries_) {
-    if (!may_evict || &e == &incoming || !e.model || e.spec.pinned) continue;
-    if (e.model.use_count() == 1 && !e.model->busy()) idle.push_back(&e);
+    if (!may_evict || &e == &incoming || !e.model || e.spec.pinned) {
+      continue;
+    }
+    if (e.model.use_count() == 1 && !e.model->busy()) {
+      idle.push_back(&e);
+    }
   }
   std::sort(idle.begin(), idle.end(),
             [](const Entry* a, const Entry* b) { return a->last_used < b->last_used; });
@@ -259,7 +294,8 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
   int32_t count = used.second;
   size_t victims = 0;
   const auto fits = [&] {
-    return (options_.max_memory_bytes <= 0 || bytes + incoming_bytes <= options_.max_memory_bytes) &&
+    return (options_.max_memory_bytes <= 0 ||
+            bytes + incoming_bytes <= options_.max_memory_bytes) &&
            (options_.max_models <= 0 || count + 1 <= options_.max_models);
   };
   while (!fits() && victims < idle.size()) {
@@ -270,7 +306,9 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
   if (!fits()) {
     std::string held;
     for (const auto& e : entries_) {
-      if ((e.model || e.loading) && &e != &incoming) held += (held.empty() ? "" : ", ") + e.spec.name;
+      if ((e.model || e.loading) && &e != &incoming) {
+        held += (held.empty() ? "" : ", ") + e.spec.name;
+      }
     }
     throw Error(ErrorCode::kBusy,
                 "no room to load the model '" + incoming.spec.name + "' (about " +
@@ -292,7 +330,9 @@ ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::
   {
     std::lock_guard lock(mutex_);
     Entry& entry = find_locked(name);
-    if (!entry.model) return result;
+    if (!entry.model) {
+      return result;
+    }
     model = std::move(entry.model);
     entry.unloads++;
     retired_.push_back(model);
@@ -307,14 +347,18 @@ ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::
 
 void ModelRegistry::preload() {
   for (auto& entry : entries_) {
-    if (!entry.spec.preload) continue;
+    if (!entry.spec.preload) {
+      continue;
+    }
     std::unique_lock lock(mutex_);
     try {
       lease_locked(lock, entry, /*may_evict=*/false);
     } catch (const Error& e) {
       // Preloads never unload each other: what does not fit waits for its first request.
       // A pinned model must fit.
-      if (e.code() != ErrorCode::kBusy || entry.spec.pinned) throw;
+      if (e.code() != ErrorCode::kBusy || entry.spec.pinned) {
+        throw;
+      }
     }
   }
 }
@@ -344,7 +388,9 @@ std::vector<ModelLease> ModelRegistry::loaded() const {
   std::lock_guard lock(mutex_);
   std::vector<ModelLease> out;
   for (const auto& e : entries_) {
-    if (e.model) out.push_back(e.model);
+    if (e.model) {
+      out.push_back(e.model);
+    }
   }
   return out;
 }
@@ -353,7 +399,9 @@ void ModelRegistry::stop_accepting() {
   std::lock_guard lock(mutex_);
   stopped_ = true;
   for (auto& e : entries_) {
-    if (e.model) e.model->stop_accepting();
+    if (e.model) {
+      e.model->stop_accepting();
+    }
   }
   loaded_cv_.notify_all();
 }
@@ -363,20 +411,26 @@ void ModelRegistry::cancel_all() {
   {
     std::lock_guard lock(mutex_);
     for (const auto& w : retired_) {
-      if (auto m = w.lock()) models.push_back(std::move(m));
+      if (auto m = w.lock()) {
+        models.push_back(std::move(m));
+      }
     }
   }
-  for (const auto& m : models) m->cancel_all();
+  for (const auto& m : models) {
+    m->cancel_all();
+  }
 }
 
 int64_t parse_byte_size(const std::string& text, const std::string& field) {
   const auto bad = [&] {
-    return Error(ErrorCode::kInvalidInput,
-                 "option " + field + " must be a size such as 8G, 512M or 1073741824, not '" +
-                     text + "'",
-                 field);
+    return Error(
+        ErrorCode::kInvalidInput,
+        "option " + field + " must be a size such as 8G, 512M or 1073741824, not '" + text + "'",
+        field);
   };
-  if (text.empty()) throw bad();
+  if (text.empty()) {
+    throw bad();
+  }
   size_t used = 0;
   double value = 0;
   try {
@@ -385,16 +439,28 @@ int64_t parse_byte_size(const std::string& text, const std::string& field) {
     throw bad();
   }
   std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) {
+    unit.pop_back();
+  }
+  if (!unit.empty() && (unit.back() == 'i')) {
+    unit.pop_back();
+  }
   double scale = 1;
-  if (unit == "K" || unit == "k") scale = 1024.0;
-  else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
-  else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "t") scale = 1024.0 * 1024 * 1024 * 1024;
-  else if (!unit.empty()) throw bad();
+  if (unit == "K" || unit == "k") {
+    scale = 1024.0;
+  } else if (unit == "M" || unit == "m") {
+    scale = 1024.0 * 1024;
+  } else if (unit == "G" || unit == "g") {
+    scale = 1024.0 * 1024 * 1024;
+  } else if (unit == "T" || unit == "t") {
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  } else if (!unit.empty()) {
+    throw bad();
+  }
   const double bytes = value * scale;
-  if (!std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18) throw bad();
+  if (!std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18) {
+    throw bad();
+  }
   return static_cast<int64_t>(bytes);
 }
 

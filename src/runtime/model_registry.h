@@ -136,10 +136,10 @@ class ModelRegistry {
   ModelLoader loader_;
   mutable std::mutex mutex_;
   std::condition_variable loaded_cv_;
-  std::vector<Entry> entries_;  // guarded by mutex_; same order as specs_
+  std::vector<Entry> entries_;                       // guarded by mutex_; same order as specs_
   std::vector<std::weak_ptr<ServedModel>> retired_;  // unloaded, maybe still leased; mutex_
-  bool stopped_ = false;        // guarded by mutex_
-  ModelEventObserver observer_;  // set before serving
+  bool stopped_ = false;                             // guarded by mutex_
+  ModelEventObserver observer_;                      // set before serving
 };
 
 // "8G", "512M", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024). Error(kInvalidInput,

@@ -1,10 +1,11 @@
 #include "runtime/models_file.h"
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "core/error.h"
 
@@ -12,8 +13,8 @@ namespace mmserve::runtime {
 namespace {
 
 const std::set<std::string, std::less<>> kTextKeys = {
-    "name", "aliases", "kind", "path", "mmproj", "parallel", "ctx_size", "batch_size",
-    "threads", "pinned", "preload"};
+    "name",     "aliases",    "kind",    "path",   "mmproj", "parallel",
+    "ctx_size", "batch_size", "threads", "pinned", "preload"};
 const std::set<std::string, std::less<>> kSpeechKeys = {
     "name", "aliases", "kind", "path", "vad", "parallel", "threads", "pinned", "preload"};
 
@@ -24,9 +25,13 @@ struct Where {
 
   std::string at(const toml::node& node) const {
     std::string s = origin;
-    if (node.source().begin.line > 0) s += ":" + std::to_string(node.source().begin.line);
+    if (node.source().begin.line > 0) {
+      s += ":" + std::to_string(node.source().begin.line);
+    }
     s += ": ";
-    if (!name.empty()) s += "model '" + name + "': ";
+    if (!name.empty()) {
+      s += "model '" + name + "': ";
+    }
     return s;
   }
 };
@@ -40,18 +45,24 @@ std::string string_key(const toml::table& t, const Where& w, const std::string& 
                        bool required) {
   const toml::node* n = t.get(key);
   if (n == nullptr) {
-    if (required) fail(w, t, key, "'" + key + "' is required");
+    if (required) {
+      fail(w, t, key, "'" + key + "' is required");
+    }
     return {};
   }
   const auto* s = n->as_string();
-  if (s == nullptr || s->get().empty()) fail(w, *n, key, "'" + key + "' must be a non-empty string");
+  if (s == nullptr || s->get().empty()) {
+    fail(w, *n, key, "'" + key + "' must be a non-empty string");
+  }
   return s->get();
 }
 
 int32_t int_key(const toml::table& t, const Where& w, const std::string& key, int32_t fallback,
                 int32_t min, int32_t max) {
   const toml::node* n = t.get(key);
-  if (n == nullptr) return fallback;
+  if (n == nullptr) {
+    return fallback;
+  }
   const auto* i = n->as_integer();
   if (i == nullptr || i->get() < min || i->get() > max) {
     fail(w, *n, key,
@@ -63,14 +74,20 @@ int32_t int_key(const toml::table& t, const Where& w, const std::string& key, in
 
 bool bool_key(const toml::table& t, const Where& w, const std::string& key, bool fallback) {
   const toml::node* n = t.get(key);
-  if (n == nullptr) return fallback;
+  if (n == nullptr) {
+    return fallback;
+  }
   const auto* b = n->as_boolean();
-  if (b == nullptr) fail(w, *n, key, "'" + key + "' must be true or false");
+  if (b == nullptr) {
+    fail(w, *n, key, "'" + key + "' must be true or false");
+  }
   return b->get();
 }
 
 std::string resolved(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || std::filesystem::path(path).is_absolute() || base_dir.empty()) return path;
+  if (path.empty() || std::filesystem::path(path).is_absolute() || base_dir.empty()) {
+    return path;
+  }
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
@@ -82,21 +99,30 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
   spec.name = w.name;
   const std::string kind = t.contains("kind") ? string_key(t, w, "kind", true) : "text";
   if (kind != "text" && kind != "speech") {
-    fail(w, *t.get("kind"), "kind", "'kind' must be \"text\" or \"speech\", not \"" + kind + "\"");
+    fail(w, *t.get("kind"), "kind", R"('kind' must be "text" or "speech", not ")" + kind + "\"");
   }
   spec.kind = kind == "speech" ? ModelKind::kSpeech : ModelKind::kText;
   const auto& allowed = spec.kind == ModelKind::kSpeech ? kSpeechKeys : kTextKeys;
   for (const auto& [key, node] : t) {
     if (!allowed.contains(key.str())) {
       std::string list;
-      for (const auto& k : allowed) list += (list.empty() ? "" : ", ") + k;
-      fail(w, node, std::string(key.str()),
-           "unknown key '" + std::string(key.str()) + "' for a " + kind + " model; keys: " + list);
+      for (const auto& k : allowed) {
+        list += (list.empty() ? "" : ", ") + k;
+      }
+      std::string message = "unknown key '";
+      message.append(key.str())
+          .append("' for a ")
+          .append(kind)
+          .append(" model; keys: ")
+          .append(list);
+      fail(w, node, std::string(key.str()), message);
     }
   }
   if (const toml::node* a = t.get("aliases")) {
     const auto* arr = a->as_array();
-    if (arr == nullptr) fail(w, *a, "aliases", "'aliases' must be an array of strings");
+    if (arr == nullptr) {
+      fail(w, *a, "aliases", "'aliases' must be an array of strings");
+    }
     for (const auto& item : *arr) {
       const auto* s = item.as_string();
       if (s == nullptr || s->get().empty()) {
@@ -129,10 +155,10 @@ std::vector<ModelSpec> parse_models_text(const std::string& text, const std::str
   try {
     root = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
-    throw Error(ErrorCode::kInvalidInput,
-                origin + ":" + std::to_string(e.source().begin.line) + ": " +
-                    std::string(e.description()),
-                "models");
+    throw Error(
+        ErrorCode::kInvalidInput,
+        origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
+        "models");
   }
   for (const auto& [key, node] : root) {
     if (key.str() != "model") {
@@ -170,7 +196,9 @@ std::vector<ModelSpec> parse_models_text(const std::string& text, const std::str
 
 std::vector<ModelSpec> parse_models_file(const std::string& path, const ModelSpec& defaults) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kNotFound, "models file not found: " + path, "--models");
+  if (!in) {
+    throw Error(ErrorCode::kNotFound, "models file not found: " + path, "--models");
+  }
   std::ostringstream text;
   text << in.rdbuf();
   const auto base = std::filesystem::absolute(path).parent_path().string();
@@ -178,17 +206,20 @@ std::vector<ModelSpec> parse_models_file(const std::string& path, const ModelSpe
 }
 
 void check_model_names(const std::vector<ModelSpec>& specs, const std::string& origin) {
-  if (specs.empty()) throw Error(ErrorCode::kInvalidInput, origin + ": no models", "model");
+  if (specs.empty()) {
+    throw Error(ErrorCode::kInvalidInput, origin + ": no models", "model");
+  }
   std::set<std::string, std::less<>> seen;
   for (const auto& spec : specs) {
     std::vector<std::string> names = spec.aliases;
     names.insert(names.begin(), spec.name);
     for (const auto& n : names) {
       if (!seen.insert(n).second) {
-        throw Error(ErrorCode::kInvalidInput,
-                    origin + ": the model name '" + n + "' is used twice (names and aliases must "
-                             "be unique)",
-                    "name");
+        std::string message = origin;
+        message.append(": the model name '")
+            .append(n)
+            .append("' is used twice (names and aliases must be unique)");
+        throw Error(ErrorCode::kInvalidInput, message, "name");
       }
     }
   }

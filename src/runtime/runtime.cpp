@@ -18,7 +18,9 @@ Runtime::Runtime(RuntimeOptions options)
     : options_(std::move(options)), registry_(options_.models, options_.registry) {}
 
 Runtime::~Runtime() {
-  if (loader_.joinable()) loader_.join();
+  if (loader_.joinable()) {
+    loader_.join();
+  }
 }
 
 void Runtime::start_loading() {
@@ -49,7 +51,9 @@ std::string Runtime::detail() const {
     case State::kLoading: {
       std::string names;
       for (const auto& spec : registry_.specs()) {
-        if (spec.preload) names += (names.empty() ? "" : ", ") + spec.name;
+        if (spec.preload) {
+          names += (names.empty() ? "" : ", ") + spec.name;
+        }
       }
       return "loading the model" + std::string(names.find(',') != std::string::npos ? "s " : " ") +
              names;
@@ -65,7 +69,9 @@ std::string Runtime::detail() const {
 
 void Runtime::check_serving() const {
   const State state = state_.load();
-  if (state == State::kReady) return;
+  if (state == State::kReady) {
+    return;
+  }
   if (state == State::kDraining) {
     throw Error(ErrorCode::kUnavailable, "the server is shutting down");
   }
@@ -76,7 +82,9 @@ void Runtime::check_serving() const {
 
 ModelLease Runtime::acquire(Task task, std::string_view model) {
   // A task no model serves is a 400 whatever the state (the registry says so and loads nothing).
-  if (model.empty() && !registry_.serves(task)) return registry_.acquire(task, model);
+  if (model.empty() && !registry_.serves(task)) {
+    return registry_.acquire(task, model);
+  }
   check_serving();
   return registry_.acquire(task, model);
 }

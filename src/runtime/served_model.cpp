@@ -55,13 +55,17 @@ void observe_text_metrics(scheduler::TextScheduler& text, const std::string& mod
 
 void observe_speech_metrics(scheduler::SpeechScheduler& speech) {
   speech.set_observer([](const scheduler::SpeechOutcome& o) {
-    if (!o.error) metrics::server_metrics().add_audio_seconds(o.transcript.duration);
+    if (!o.error) {
+      metrics::server_metrics().add_audio_seconds(o.transcript.duration);
+    }
   });
 }
 
 // The context a text model gets: --ctx-size, else parallel x min(training context, 4096).
 int32_t context_cells(const ModelSpec& spec, int64_t n_ctx_train) {
-  if (spec.ctx_size > 0) return spec.ctx_size;
+  if (spec.ctx_size > 0) {
+    return spec.ctx_size;
+  }
   const int64_t train = n_ctx_train > 0 ? n_ctx_train : 4096;
   return static_cast<int32_t>(std::max(1, spec.parallel) * std::min<int64_t>(train, 4096));
 }
@@ -81,9 +85,8 @@ int64_t estimate_model_bytes(const ModelSpec& spec) {
   }
   const auto gguf = engine::inspect_gguf(spec.path);
   const int64_t n_embd = std::max<int64_t>(gguf.n_embd, 0);
-  const int64_t n_embd_kv = gguf.n_head > 0 && gguf.n_head_kv > 0
-                                ? n_embd / gguf.n_head * gguf.n_head_kv
-                                : n_embd;
+  const int64_t n_embd_kv =
+      gguf.n_head > 0 && gguf.n_head_kv > 0 ? n_embd / gguf.n_head * gguf.n_head_kv : n_embd;
   const int64_t kv = int64_t{2} * 2 * context_cells(spec, gguf.n_ctx_train) *
                      std::max<int64_t>(gguf.n_layer, 0) * n_embd_kv;  // K and V, f16
   int64_t bytes = static_cast<int64_t>(gguf.tensor_bytes) + kv;
@@ -93,7 +96,8 @@ int64_t estimate_model_bytes(const ModelSpec& spec) {
   return bytes;
 }
 
-std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec, const LoadSettings& settings) {
+std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
+                                               const LoadSettings& settings) {
   const auto started = Clock::now();
   std::shared_ptr<ServedModel> served(new ServedModel(spec));
   served->memory_bytes_ = estimate_model_bytes(spec);
@@ -101,7 +105,9 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec, const Load
   if (spec.kind == ModelKind::kSpeech) {
     auto model = engine::SpeechModel::load(spec.path);
     std::shared_ptr<const engine::VadModel> vad;
-    if (!spec.vad_path.empty()) vad = engine::VadModel::load(spec.vad_path);
+    if (!spec.vad_path.empty()) {
+      vad = engine::VadModel::load(spec.vad_path);
+    }
     std::vector<std::unique_ptr<engine::WindowRunner>> states;
     for (int32_t i = 0; i < std::max(1, spec.speech_parallel); ++i) {
       states.push_back(std::make_unique<engine::SpeechState>(model));
@@ -155,14 +161,15 @@ ServedModel::~ServedModel() {
   // The schedulers' destructors end what is left (nothing: the last lease is gone) and join.
   text_.reset();
   speech_.reset();
-  if (spec_.kind == ModelKind::kText) metrics::server_metrics().set_model_memory(spec_.name, weights_device(), 0);
+  if (spec_.kind == ModelKind::kText) {
+    metrics::server_metrics().set_model_memory(spec_.name, weights_device(), 0);
+  }
 }
 
 scheduler::TextScheduler& ServedModel::text() const {
   if (!text_) {
     throw Error(ErrorCode::kInvalidInput,
-                "model '" + spec_.name + "' is a speech model; it does not generate text",
-                "model");
+                "model '" + spec_.name + "' is a speech model; it does not generate text", "model");
   }
   return *text_;
 }
@@ -186,13 +193,21 @@ bool ServedModel::busy() const {
 }
 
 void ServedModel::stop_accepting() {
-  if (text_) text_->stop_accepting();
-  if (speech_) speech_->stop_accepting();
+  if (text_) {
+    text_->stop_accepting();
+  }
+  if (speech_) {
+    speech_->stop_accepting();
+  }
 }
 
 void ServedModel::cancel_all() {
-  if (text_) text_->cancel_all();
-  if (speech_) speech_->cancel_all();
+  if (text_) {
+    text_->cancel_all();
+  }
+  if (speech_) {
+    speech_->cancel_all();
+  }
 }
 
 }  // namespace mmserve::runtime

@@ -40,20 +40,26 @@ TEST(MetricsServer, RequestMovesCounterAndDuration) {
   m.record_request("text-gen", "chat", "/v1/inference", "local", 200, 0.7);
   m.record_request("none", "", "/v1/inference", "local", 400, 0.001);  // failed before a model
   const std::string out = m.scrape();
-  EXPECT_TRUE(has_line(out,
-                       "mmserve_requests_total{task=\"text-gen\",model=\"chat\",endpoint=\"/v1/inference\","
-                       "route=\"local\",status=\"200\"} 2"));
-  EXPECT_TRUE(has_line(out,
-                       "mmserve_requests_total{task=\"none\",model=\"none\",endpoint=\"/v1/inference\","
-                       "route=\"local\",status=\"400\"} 1"));
-  EXPECT_TRUE(has_line(out, "mmserve_request_duration_seconds_count{task=\"text-gen\",model=\"chat\"} 2"));
-  EXPECT_TRUE(has_line(out, "mmserve_request_duration_seconds_sum{task=\"text-gen\",model=\"chat\"} 1"));
   EXPECT_TRUE(
-      has_line(out, "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"0.25\"} 0"));
+      has_line(out,
+               "mmserve_requests_total{task=\"text-gen\",model=\"chat\",endpoint=\"/v1/inference\","
+               "route=\"local\",status=\"200\"} 2"));
   EXPECT_TRUE(
-      has_line(out, "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"0.5\"} 1"));
+      has_line(out,
+               "mmserve_requests_total{task=\"none\",model=\"none\",endpoint=\"/v1/inference\","
+               "route=\"local\",status=\"400\"} 1"));
   EXPECT_TRUE(
-      has_line(out, "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"1\"} 2"));
+      has_line(out, "mmserve_request_duration_seconds_count{task=\"text-gen\",model=\"chat\"} 2"));
+  EXPECT_TRUE(
+      has_line(out, "mmserve_request_duration_seconds_sum{task=\"text-gen\",model=\"chat\"} 1"));
+  EXPECT_TRUE(has_line(
+      out,
+      "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"0.25\"} 0"));
+  EXPECT_TRUE(has_line(
+      out,
+      "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"0.5\"} 1"));
+  EXPECT_TRUE(has_line(
+      out, "mmserve_request_duration_seconds_bucket{task=\"text-gen\",model=\"chat\",le=\"1\"} 2"));
 }
 
 TEST(MetricsServer, GenerationMovesTokensAndLatencies) {
@@ -74,7 +80,8 @@ TEST(MetricsServer, GenerationMovesTokensAndLatencies) {
   EXPECT_TRUE(has_line(out, "mmserve_cached_prompt_tokens_total{model=\"chat\"} 4"));
   EXPECT_TRUE(has_line(out, "mmserve_generated_tokens_total{model=\"chat\"} 10"));
   EXPECT_TRUE(has_line(out, "mmserve_prompt_tokens_total{model=\"other\"} 3"));
-  EXPECT_TRUE(has_line(out, "mmserve_queue_wait_seconds_count{task=\"text-gen\",model=\"chat\"} 2"));
+  EXPECT_TRUE(
+      has_line(out, "mmserve_queue_wait_seconds_count{task=\"text-gen\",model=\"chat\"} 2"));
   EXPECT_TRUE(has_line(out, "mmserve_time_to_first_token_seconds_count 1"));
   EXPECT_TRUE(has_line(out, "mmserve_time_to_first_token_seconds_sum 0.02"));
   // Ten tokens, nine intervals of 0.1 s on average.
