@@ -40,7 +40,7 @@ test-tsan:
 	ctest --preset tsan -j2 -E '^py_'
 
 # libFuzzer harnesses (tests/fuzz/README.md), clang-14 with ASan+UBSan in build/fuzz. test-fuzz:
-# replay every seed, then fuzz each harness briefly. fuzz: each harness FUZZ_SECONDS, one after
+# replay every seed, then fuzz each harness briefly. fuzz: each harness FUZZ_SECONDS CPU seconds, one after
 # another, merging what adds coverage into tests/fuzz/corpus (FUZZERS="gguf audio" picks some).
 FUZZ_SECONDS ?= 600
 FUZZ_BRIEF_SECONDS ?= 10
