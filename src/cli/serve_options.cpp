@@ -1,0 +1,237 @@
+// `mmserve serve`'s command line into typed options: the models (flags or a models file), the
+// registry's budget, the request policy and the HTTP edge's settings.
+#include "cli/serve_options.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "cli/arg_parser.h"
+#include "core/error.h"
+#include "core/model_locator.h"
+#include "engine/gguf_inspect.h"
+#include "engine/speech_model.h"
+#include "runtime/models_file.h"
+
+namespace mmserve::cli {
+namespace {
+
+constexpr const char* kServeUsage =
+    R"(usage: mmserve serve [-m MODEL.gguf | --models MODELS.toml] [options]
+  -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory)
+      --models FILE       several models at once, declared in a TOML file (docs/models.md);
+                          requests choose one by "model". Instead of -m/--mmproj/--whisper-model
+                          and --vad-model; -np, -c, -b, --speech-parallel are its defaults
+      --max-memory SIZE   memory budget for loaded models (8G, 512M); least recently used idle
+                          models are unloaded to load another (default: no budget)
+      --max-models N      most models loaded at once (default: no limit)
+      --mmproj FILE       multimodal projector for the model (mmproj GGUF): enables images in
+                          task "image-caption" and in chat messages (image_url parts)
+      --max-image-bytes N   largest image accepted, encoded (default 20971520)
+      --max-image-pixels N  largest picture accepted, width x height (default 50000000)
+      --allow-image-hosts H,...  hosts whose http(s) image URLs may be fetched (default none:
+                          remote image URLs are refused; data URLs and base64 always work)
+      --whisper-model FILE  whisper.cpp speech model (ggml-*.bin): enables task
+                          "speech-transcribe" and /v1/audio/*; with it, -m is optional
+      --vad-model FILE    Silero VAD model (ggml): skip silence, cut audio windows at pauses
+      --speech-parallel N   transcription windows run at once, one whisper state each (default 2)
+      --speech-threads N  CPU threads for speech beside a text model (default: half of -t; the
+                          text model gets the rest)
+      --max-audio-bytes N   largest audio file accepted, encoded (default 26214400)
+      --max-audio-seconds S longest audio accepted (default 3600)
+      --host ADDR         listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
+      --port N            listen port (default 8080; 0 picks a free one and prints it)
+  -np, --parallel N       sequences decoded together (default 4)
+  -c, --ctx-size N        KV cache cells shared by all sequences, unified
+                          (default: parallel x min(model context, 4096))
+  -b, --batch-size N      most tokens per decode step; longer prompts go in chunks (default 512)
+  -t, --threads N         CPU threads (default: all cores)
+      --queue-size N      requests that may wait for a free sequence (default 64); more get 429
+      --timeout S         per-request deadline in seconds (default 600)
+      --max-body-size N   largest request body in bytes (default 33554432)
+      --drain-timeout S   on SIGTERM, how long in-flight requests may run on (default 30)
+      --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
+      --admin-key KEY     the key of POST /models/load and /models/unload when --api-key is set
+                          (or $MMSERVE_ADMIN_KEY; without it those are refused)
+      --log-prompts       debug: request log lines carry request bodies and generated text
+                          (off by default: the log never holds prompts or outputs)
+  -v, --verbose           show llama.cpp's own log
+)";
+
+int positive(const ArgParser& p, const std::string& name, int fallback, int min = 1) {
+  const int v = p.get_int(name, fallback);
+  if (v < min) {
+    throw Error(ErrorCode::kInvalidInput,
+                "option " + name + " must be at least " + std::to_string(min), name);
+  }
+  return v;
+}
+
+// The single-model flags: -m (with --mmproj) and --whisper-model (with --vad-model), each named
+// after its file as before. They are pinned: a single-model server never unloads.
+std::vector<runtime::ModelSpec> models_from_flags(const ArgParser& p,
+                                                  const runtime::ModelSpec& defaults) {
+  std::vector<runtime::ModelSpec> models;
+  const std::string whisper = p.get("--whisper-model");
+  const std::string vad = p.get("--vad-model");
+  if (!vad.empty() && whisper.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--vad-model needs --whisper-model", "--vad-model");
+  }
+  std::string text;
+  if (whisper.empty() || p.has("--model")) {
+    text = locate_text_model(p.get("--model"));
+  } else {
+    try {  // with a speech model, a text model is optional: take one only if one is configured
+      text = locate_text_model("");
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+    }
+  }
+  const std::string mmproj = p.get("--mmproj");
+  if (!mmproj.empty() && text.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--mmproj needs a text model (-m)", "--mmproj");
+  }
+  if (!text.empty()) {
+    runtime::ModelSpec spec = defaults;
+    spec.name = std::filesystem::path(text).stem().string();
+    spec.path = text;
+    spec.mmproj_path = mmproj;
+    spec.pinned = true;
+    models.push_back(std::move(spec));
+  }
+  if (!whisper.empty()) {
+    runtime::ModelSpec spec = defaults;
+    spec.kind = runtime::ModelKind::kSpeech;
+    spec.name = std::filesystem::path(whisper).stem().string();
+    if (!models.empty() && models.front().name == spec.name) spec.name += "-speech";
+    spec.path = whisper;
+    spec.vad_path = vad;
+    spec.pinned = true;
+    models.push_back(std::move(spec));
+  }
+  return models;
+}
+
+// The checks of a model's files that need no load: one line naming the file and the option.
+void check_model_files(const runtime::ModelSpec& spec, bool flags) {
+  if (spec.kind == runtime::ModelKind::kSpeech) {
+    engine::check_speech_model_file(spec.path, flags ? "--whisper-model" : "path");
+    if (!spec.vad_path.empty()) {
+      engine::check_vad_model_file(spec.vad_path, flags ? "--vad-model" : "vad");
+    }
+    return;
+  }
+  engine::inspect_gguf(spec.path);
+  if (spec.mmproj_path.empty()) return;
+  const char* field = flags ? "--mmproj" : "mmproj";
+  if (!std::filesystem::exists(spec.mmproj_path)) {
+    throw Error(ErrorCode::kNotFound, "projector file not found: " + spec.mmproj_path, field);
+  }
+  const auto proj = engine::inspect_gguf(spec.mmproj_path);
+  if (proj.architecture != "clip") {
+    throw Error(ErrorCode::kModelLoad,
+                spec.mmproj_path + " is a '" + proj.architecture +
+                    "' model, not a multimodal projector (mmproj-*.gguf)",
+                field);
+  }
+}
+
+}  // namespace
+
+const char* serve_usage() {
+  return kServeUsage;
+}
+
+ServeOptions parse_serve_options(const std::vector<std::string>& args) {
+  ArgParser p({"-m|--model",
+               "--models",
+               "--max-memory",
+               "--max-models",
+               "--admin-key",
+               "--mmproj",
+               "--max-image-bytes",
+               "--max-image-pixels",
+               "--allow-image-hosts",
+               "--host",
+               "--port",
+               "-np|--parallel",
+               "-c|--ctx-size",
+               "-b|--batch-size",
+               "-t|--threads",
+               "--queue-size",
+               "--timeout",
+               "--max-body-size",
+               "--drain-timeout",
+               "--api-key",
+               "--whisper-model",
+               "--vad-model",
+               "--speech-parallel",
+               "--speech-threads",
+               "--max-audio-bytes",
+               "--max-audio-seconds"},
+              {"-v|--verbose", "-h|--help", "--log-prompts"});
+  p.parse(args);
+  ServeOptions options;
+  options.help = p.flag("--help");
+  options.verbose = p.flag("--verbose");
+  if (options.help) return options;
+
+  runtime::RuntimeOptions& ro = options.runtime;
+  runtime::ModelSpec defaults;  // what flags set for every model
+  defaults.parallel = positive(p, "--parallel", 4);
+  defaults.ctx_size = positive(p, "--ctx-size", 0, 0);
+  defaults.batch_size = positive(p, "--batch-size", 512);
+  defaults.speech_parallel = positive(p, "--speech-parallel", defaults.speech_parallel);
+  if (p.has("--models")) {
+    for (const char* single : {"--model", "--mmproj", "--whisper-model", "--vad-model"}) {
+      if (p.has(single)) {
+        throw Error(
+            ErrorCode::kInvalidInput,
+            std::string("--models declares every model; ") + single + " cannot be given with it",
+            single);
+      }
+    }
+    ro.models = runtime::parse_models_file(p.get("--models"), defaults);
+  } else {
+    ro.models = models_from_flags(p, defaults);
+    ro.registry.unknown_names_use_default = true;
+  }
+  if (p.has("--max-memory")) {
+    ro.registry.max_memory_bytes = runtime::parse_byte_size(p.get("--max-memory"), "--max-memory");
+  }
+  ro.registry.max_models = positive(p, "--max-models", 0, 0);
+  ro.registry.speech_threads = positive(p, "--speech-threads", 0, 0);
+  ro.registry.threads = positive(p, "--threads", 0, 0);
+  ro.registry.queue_size = positive(p, "--queue-size", 64, 0);
+  ro.audio_limits.max_bytes = static_cast<size_t>(
+      positive(p, "--max-audio-bytes", static_cast<int>(ro.audio_limits.max_bytes)));
+  ro.audio_limits.max_seconds =
+      positive(p, "--max-audio-seconds", static_cast<int>(ro.audio_limits.max_seconds));
+  ro.image_limits.max_bytes = static_cast<size_t>(
+      positive(p, "--max-image-bytes", static_cast<int>(ro.image_limits.max_bytes)));
+  ro.image_limits.max_pixels =
+      positive(p, "--max-image-pixels", static_cast<int>(ro.image_limits.max_pixels));
+  std::stringstream hosts(p.get("--allow-image-hosts"));
+  for (std::string host; std::getline(hosts, host, ',');) {
+    if (!host.empty()) ro.image_hosts.push_back(host);
+  }
+  ro.request_timeout = std::chrono::seconds(positive(p, "--timeout", 600));
+  http::HttpOptions& ho = options.http;
+  ho.host = p.get("--host", "127.0.0.1");
+  ho.port = positive(p, "--port", 8080, 0);
+  if (ho.port > 65535)
+    throw Error(ErrorCode::kInvalidInput, "option --port must be at most 65535", "--port");
+  ho.max_body_bytes = static_cast<size_t>(positive(p, "--max-body-size", 32 << 20));
+  const char* env_key = std::getenv("MMSERVE_API_KEY");
+  ho.api_key = p.get("--api-key", env_key != nullptr ? env_key : "");
+  const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
+  ho.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
+  ho.log_prompts = p.flag("--log-prompts");
+  options.drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
+
+  // Fail fast, with one line, on a model file that cannot work; the full load is in background.
+  for (const auto& spec : ro.models) check_model_files(spec, !p.has("--models"));
+  return options;
+}
+
+}  // namespace mmserve::cli

@@ -1,0 +1,27 @@
+// `mmserve serve`'s options, parsed and checked from its command line (serve_options.cpp); the
+// server's run loop (signals, drain) is serve_command.cpp.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "http/http_server.h"
+#include "runtime/runtime.h"
+
+namespace mmserve::cli {
+
+struct ServeOptions {
+  bool help = false;
+  bool verbose = false;
+  runtime::RuntimeOptions runtime;
+  http::HttpOptions http;
+  std::chrono::seconds drain_timeout{30};
+};
+
+// Throws Error (kInvalidInput naming the option, kNotFound/kModelLoad naming a model file that
+// cannot work); with --help, returns with only `help` set.
+ServeOptions parse_serve_options(const std::vector<std::string>& args);
+const char* serve_usage();
+
+}  // namespace mmserve::cli
