@@ -181,8 +181,8 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     }
     loaded_cv_.wait(lock);
     if (entry.failures != failures_before && !entry.model) {
-      throw Error(ErrorCode::kModelLoad,
-                  "the model '" + entry.spec.name + "' failed to load: " + entry.last_error,
+      // The load this request waited for failed: it gets the same answer (429 for no room).
+      throw Error(entry.last_error_code, "the model '" + entry.spec.name + "': " + entry.last_error,
                   "model");
     }
   }
@@ -231,6 +231,8 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     entry.loading = false;
     entry.reserved_bytes = 0;
     entry.last_error = e.what();
+    const auto* typed = dynamic_cast<const Error*>(&e);
+    entry.last_error_code = typed != nullptr ? typed->code() : ErrorCode::kInternal;
     entry.failures++;
     loaded_cv_.notify_all();
     failure.reason = e.what();

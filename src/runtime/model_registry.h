@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/model_spec.h"
 #include "runtime/served_model.h"
 
@@ -116,6 +117,7 @@ class ModelRegistry {
     std::chrono::steady_clock::time_point last_used{};
     int64_t reserved_bytes = 0;  // while loading: its estimate, counted against the budget
     std::string last_error;
+    ErrorCode last_error_code = ErrorCode::kInternal;
     uint64_t loads = 0, unloads = 0, failures = 0;
   };
 
