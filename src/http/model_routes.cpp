@@ -141,7 +141,9 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
       const auto lease = rt.models().acquire_named(name);
       for (const auto& s : rt.models().list()) {
         if (s.spec.name == lease->name()) {
-          write_json(res, model_json(s, lease));
+          Json out = model_json(s, lease);
+          out["meta"]["busy"] = lease->busy();  // this handler's own lease is not a request
+          write_json(res, out);
         }
       }
     });
