@@ -6,6 +6,7 @@ extern "C" {
 #include <libavutil/channel_layout.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 }
@@ -31,10 +32,18 @@ std::string av_error(int code) {
   return buf;
 }
 
-// FFmpeg logs to stderr by default; the caller gets one Error instead.
+// Once per process: FFmpeg logs to stderr by default (the caller gets one Error instead), and
+// trusts sizes written in headers. A 100-byte WAV whose INFO chunk claims 2 GB made
+// avformat_open_input zero 2 GB (found by fuzz_audio); no allocation of an audio decode this
+// server accepts (25 MiB of input by default) comes near 256 MiB, so that is FFmpeg's limit.
+constexpr size_t kFfmpegMaxAlloc = 256u << 20;
+
 void quiet_ffmpeg_once() {
   static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
+  std::call_once(once, [] {
+    av_log_set_level(AV_LOG_QUIET);
+    av_max_alloc(kFfmpegMaxAlloc);
+  });
 }
 
 struct MemoryReader {
@@ -92,6 +101,10 @@ struct SwrDeleter {
 
 // Converts decoded frames to 16 kHz mono float, re-creating the resampler when the stream's
 // format changes mid-way (chained Ogg, some MP3s).
+// Sample rates a source may have: telephone-band 1 kHz up to studio 384 kHz.
+constexpr int kMinSourceRate = 1000;
+constexpr int kMaxSourceRate = 384000;
+
 class Resampler {
  public:
   // `field`: the request field the audio came from, named by every error.
@@ -112,6 +125,15 @@ class Resampler {
 
  private:
   void configure(const AVFrame* frame) {
+    // The resampler's filter grows with the input rate over ours: a file claiming a rate of
+    // gigahertz makes swr_init allocate gigabytes (found by fuzz_audio). Real audio is within.
+    if (frame->sample_rate < kMinSourceRate || frame->sample_rate > kMaxSourceRate) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "the audio's sample rate " + std::to_string(frame->sample_rate) +
+                      " Hz is outside " + std::to_string(kMinSourceRate) + "-" +
+                      std::to_string(kMaxSourceRate) + " Hz",
+                  field_);
+    }
     av_channel_layout_uninit(&layout_);
     if (av_channel_layout_copy(&layout_, &frame->ch_layout) < 0) {
       throw Error(ErrorCode::kInternal, "out of memory while decoding audio", field_);

@@ -122,6 +122,16 @@ TEST(AudioDecode, AWavWithoutSamplesSaysSo) {
                "no samples");
 }
 
+// A header claiming a rate of gigahertz made the resampler allocate gigabytes (fuzz_audio).
+TEST(AudioDecode, SampleRatesOutsideRealAudioAreRefused) {
+  const std::vector<float> tone(1600, 0.25f);
+  expect_error(mmserve::testing::wav_file(tone, 1'000'000'000), ErrorCode::kInvalidInput,
+               "sample rate 1000000000 Hz is outside 1000-384000 Hz");
+  expect_error(mmserve::testing::wav_file(tone, 500), ErrorCode::kInvalidInput, "sample rate");
+  EXPECT_NO_THROW(decode_audio(mmserve::testing::wav_file(tone, 384000), {}, "file"));
+  EXPECT_NO_THROW(decode_audio(mmserve::testing::wav_file(tone, 8000), {}, "file"));
+}
+
 TEST(AudioDecode, TruncatedAndDamagedFilesFailOrKeepWhatDecodes) {
   const auto mp3 = mmserve::testing::encode_audio(mmserve::testing::tone(440.0, 2.0, 44100, 1),
                                                   44100, 1, "mp3", "libmp3lame");
