@@ -265,6 +265,8 @@ def test_admin_endpoints_need_the_admin_key_when_keys_exist(tmp_path, synth_mode
         assert status == 400 and body["error"]["param"] == "name"
         assert server.get("/v1/models")[0] == 401  # the API key guards /v1/* as before
         assert server.get("/v1/models", headers=user)[0] == 200
+    log = server.proc.stderr.read()  # loads and unloads are logged
+    assert "model 'synth' loaded in" in log and "model 'synth' unloaded (admin" in log, log[-2000:]
     with running_server("--models", path, "--api-key", "user-key", "-t", "1") as server:
         status, _, body = server.post("/models/load", {"model": "synth"},
                                       headers={"Authorization": "Bearer user-key"})

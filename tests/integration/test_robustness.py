@@ -180,6 +180,7 @@ def test_ready_is_503_while_the_queue_is_full():
             seen = server.get("/ready")
             if queued_before and server.health()["text"]["waiting"] == 1:  # queued throughout
                 assert seen[0] == 503 and seen[2]["reason"] == "the wait queue is full", seen
+                assert seen[2]["model"] == "stories260K", seen  # which model's queue
             assert all(f.result()[0] == 200 for f in futures)
         assert server.get("/ready")[0] == 200
 
