@@ -47,45 +47,47 @@ void add_loaded_facts(Json& meta, const runtime::ServedModel& model) {
   }
 }
 
-Json model_json(const runtime::ModelStatus& s, const runtime::ModelLease& loaded) {
+Json model_json(const runtime::ModelStatus& s) {
   static const auto started = std::chrono::system_clock::now();
+  const auto& model = s.model;
   Json meta = {{"kind", runtime::model_kind_name(s.spec.kind)},
                {"aliases", s.spec.aliases},
                {"tasks", tasks_json(s.spec)},
-               {"loaded", s.loaded},
+               {"loaded", model != nullptr},
                {"loading", s.loading},
                {"pinned", s.spec.pinned},
                {"busy", s.busy},
-               {"memory_bytes", s.memory_bytes},
-               {"load_seconds", s.load_seconds},
+               {"memory_bytes", model ? model->memory_bytes() : 0},
+               {"load_seconds", model ? model->load_seconds() : 0.0},
                {"loads", s.loads},
                {"unloads", s.unloads}};
   if (!s.last_error.empty()) {
     meta["last_error"] = s.last_error;
   }
-  if (loaded) {
-    add_loaded_facts(meta, *loaded);
+  if (model) {
+    add_loaded_facts(meta, *model);
   }
   return {{"id", s.spec.name},
           {"object", "model"},
-          {"created", unix_seconds(s.loaded ? s.loaded_at : started)},
+          {"created", unix_seconds(model ? model->loaded_at() : started)},
           {"owned_by", "mmserve"},
           {"meta", std::move(meta)}};
 }
 
-runtime::ModelLease loaded_lease(runtime::Runtime& rt, const std::string& name) {
-  for (auto& lease : rt.models().loaded()) {
-    if (lease->name() == name) {
-      return lease;
+// The registry's status of the model named `name` (its registry name).
+Json model_json_named(runtime::Runtime& rt, const std::string& name) {
+  for (const auto& s : rt.models().list()) {
+    if (s.spec.name == name) {
+      return model_json(s);
     }
   }
-  return nullptr;
+  throw Error(ErrorCode::kNotFound, "no model '" + name + "'", "model");  // names never go away
 }
 
 Json list_json(runtime::Runtime& rt) {
   Json data = Json::array();
   for (const auto& s : rt.models().list()) {
-    data.push_back(model_json(s, loaded_lease(rt, s.spec.name)));
+    data.push_back(model_json(s));
   }
   return {{"object", "list"}, {"data", std::move(data)}};
 }
@@ -123,12 +125,8 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
   });
   server.Get(R"(/v1/models/([^/]+))", [&rt](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
-      const std::string name = rt.models().spec(req.matches[1].str()).name;  // or kNotFound
-      for (const auto& s : rt.models().list()) {
-        if (s.spec.name == name) {
-          write_json(res, model_json(s, loaded_lease(rt, name)));
-        }
-      }
+      // By name or alias; kNotFound lists the names.
+      write_json(res, model_json_named(rt, rt.models().spec(req.matches[1].str()).name));
     });
   });
   server.Post("/models/load", [&rt, access](const httplib::Request& req, httplib::Response& res) {
@@ -139,13 +137,9 @@ void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminA
         throw Error(ErrorCode::kUnavailable, "not ready: " + rt.detail());
       }
       const auto lease = rt.models().acquire_named(name);
-      for (const auto& s : rt.models().list()) {
-        if (s.spec.name == lease->name()) {
-          Json out = model_json(s, lease);
-          out["meta"]["busy"] = lease->busy();  // this handler's own lease is not a request
-          write_json(res, out);
-        }
-      }
+      Json out = model_json_named(rt, lease->name());
+      out["meta"]["busy"] = lease->busy();  // this handler's own lease is not a request
+      write_json(res, out);
     });
   });
   server.Post("/models/unload", [&rt, access](const httplib::Request& req, httplib::Response& res) {

@@ -82,11 +82,18 @@ Error ModelRegistry::not_found(std::string_view name) const {
           "model"};
 }
 
-ModelRegistry::Entry& ModelRegistry::find_locked(std::string_view name) {
+ModelRegistry::Entry* ModelRegistry::entry_named_locked(std::string_view name) {
   for (auto& e : entries_) {
     if (e.spec.answers_to(name)) {
-      return e;
+      return &e;
     }
+  }
+  return nullptr;
+}
+
+ModelRegistry::Entry& ModelRegistry::find_locked(std::string_view name) {
+  if (Entry* e = entry_named_locked(name)) {
+    return *e;
   }
   throw not_found(name);
 }
@@ -134,13 +141,7 @@ ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
   std::unique_lock lock(mutex_);
   Entry* entry = nullptr;
   if (!name.empty()) {
-    const auto named = std::find_if(entries_.begin(), entries_.end(),
-                                    [&](const Entry& e) { return e.spec.answers_to(name); });
-    if (named != entries_.end()) {
-      entry = &*named;
-    } else if (!options_.unknown_names_use_default) {
-      find_locked(name);  // throws kNotFound listing the names
-    }
+    entry = options_.unknown_names_use_default ? entry_named_locked(name) : &find_locked(name);
   }
   if (entry == nullptr) {
     entry = default_for_locked(task);
@@ -190,10 +191,11 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
   entry.loading = true;
   const ModelSpec spec = entry.spec;
   std::vector<ModelLease> evicted;
+  int64_t bytes = 0;
   ModelEvent failure{.kind = ModelEvent::Kind::kLoadFailed, .model = spec.name};
   try {
     lock.unlock();
-    const int64_t bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
+    bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
     lock.lock();
     entry.reserved_bytes = bytes;
     evicted = make_room_locked(entry, bytes, may_evict);
@@ -205,7 +207,9 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
               .memory_bytes = m->memory_bytes()});
     }
     evicted.clear();  // destroyed here, outside the lock
-    ModelLease model = loader_(spec, settings_for(spec));
+    LoadSettings settings = settings_for(spec);
+    settings.memory_bytes = bytes;  // the budget's figure is the model's, not a second estimate
+    ModelLease model = loader_(spec, settings);
     lock.lock();
     entry.model = model;
     entry.loading = false;
@@ -369,19 +373,15 @@ std::vector<ModelStatus> ModelRegistry::list() const {
   std::lock_guard lock(mutex_);
   std::vector<ModelStatus> out;
   for (const auto& e : entries_) {
-    ModelStatus s{.spec = e.spec,
-                  .loaded = e.model != nullptr,
-                  .loading = e.loading,
-                  .last_error = e.last_error,
-                  .loads = e.loads,
-                  .unloads = e.unloads};
-    if (e.model) {
-      s.busy = e.model.use_count() > 1 || e.model->busy();
-      s.memory_bytes = e.model->memory_bytes();
-      s.load_seconds = e.model->load_seconds();
-      s.loaded_at = e.model->loaded_at();
-    }
-    out.push_back(std::move(s));
+    // busy is read before the status takes its own lease.
+    const bool busy = e.model && (e.model.use_count() > 1 || e.model->busy());
+    out.push_back({.spec = e.spec,
+                   .model = e.model,
+                   .loading = e.loading,
+                   .busy = busy,
+                   .last_error = e.last_error,
+                   .loads = e.loads,
+                   .unloads = e.unloads});
   }
   return out;
 }

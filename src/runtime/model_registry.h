@@ -46,12 +46,9 @@ struct RegistryOptions {
 // What GET /v1/models and the admin endpoints show of a model (no file paths).
 struct ModelStatus {
   ModelSpec spec;
-  bool loaded = false;
+  ModelLease model;  // loaded (its memory, load time, engines); null when not
   bool loading = false;
-  bool busy = false;
-  int64_t memory_bytes = 0;  // estimate_model_bytes (served_model.h)
-  double load_seconds = 0;   // of the last load
-  std::chrono::system_clock::time_point loaded_at{};
+  bool busy = false;       // requests hold it or wait on it (this status's lease aside)
   std::string last_error;  // why the last load failed; empty when it did not
   uint64_t loads = 0, unloads = 0;
 };
@@ -121,7 +118,8 @@ class ModelRegistry {
     uint64_t loads = 0, unloads = 0, failures = 0;
   };
 
-  Entry& find_locked(std::string_view name);  // Error(kNotFound) listing the names
+  Entry* entry_named_locked(std::string_view name);  // by name or alias; null when none
+  Entry& find_locked(std::string_view name);         // Error(kNotFound) listing the names
   Error not_found(std::string_view name) const;
   Entry* default_for_locked(Task task);
   ModelLease lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry, bool may_evict);

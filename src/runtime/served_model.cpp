@@ -100,7 +100,8 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
                                                const LoadSettings& settings) {
   const auto started = Clock::now();
   std::shared_ptr<ServedModel> served(new ServedModel(spec));
-  served->memory_bytes_ = estimate_model_bytes(spec);
+  served->memory_bytes_ =
+      settings.memory_bytes > 0 ? settings.memory_bytes : estimate_model_bytes(spec);
   const int32_t threads = spec.threads > 0 ? spec.threads : settings.threads;
   if (spec.kind == ModelKind::kSpeech) {
     auto model = engine::SpeechModel::load(spec.path);
