@@ -44,8 +44,9 @@ bool reference_vad(const uint8_t* data, size_t size) {
   return std::string_view(reinterpret_cast<const char*>(data) + 8, len).starts_with("silero");
 }
 
-bool accepts(void (*check)(const std::string&, const std::string&), const std::string& path,
-             const char* field) {
+// Each check either returns what it read or throws; only which of the two matters here.
+template <typename Check>
+bool accepts(Check check, const std::string& path, const char* field) {
   try {
     check(path, field);
     return true;
