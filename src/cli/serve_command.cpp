@@ -13,11 +13,14 @@
 #include "cli/serve_options.h"
 #include "core/error.h"
 #include "engine/backend.h"
+#include "executors/local/local_executor.h"
 #include "http/http_server.h"
 #include "http/routes.h"
 #include "metrics/server_metrics.h"
+#include "pipeline/pipeline.h"
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
+#include "stages/auth/api_key_stage.h"
 
 namespace mmserve::cli {
 namespace {
@@ -66,7 +69,11 @@ int run_serve(const std::vector<std::string>& args) {
   ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
 
   runtime::Runtime runtime(ro);
-  http::HttpServer server(runtime, ho);
+  // The path of every call, in order: who is calling, then the model on this machine.
+  pipeline::Pipeline pipeline;
+  pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(options.keys));
+  pipeline.add_executor(std::make_unique<executors::LocalExecutor>(runtime));
+  http::HttpServer server(runtime, pipeline, ho);
   const int port = server.bind();
   runtime.models().set_observer(log_model_event);
   for (const auto& spec : ro.models) {

@@ -223,9 +223,9 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
     throw Error(ErrorCode::kInvalidInput, "option --port must be at most 65535", "--port");
   ho.max_body_bytes = static_cast<size_t>(positive(p, "--max-body-size", 32 << 20));
   const char* env_key = std::getenv("MMSERVE_API_KEY");
-  ho.api_key = p.get("--api-key", env_key != nullptr ? env_key : "");
+  options.keys.api_key = p.get("--api-key", env_key != nullptr ? env_key : "");
   const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
-  ho.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
+  options.keys.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
   ho.log_prompts = p.flag("--log-prompts");
   options.drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
 

@@ -8,6 +8,7 @@
 
 #include "http/http_server.h"
 #include "runtime/runtime.h"
+#include "stages/auth/api_key_stage.h"
 
 namespace mmserve::cli {
 
@@ -16,6 +17,7 @@ struct ServeOptions {
   bool verbose = false;
   runtime::RuntimeOptions runtime;
   http::HttpOptions http;
+  stages::ApiKeys keys;  // --api-key, --admin-key (or their environment variables)
   std::chrono::seconds drain_timeout{30};
 };
 

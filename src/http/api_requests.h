@@ -12,6 +12,7 @@
 
 #include "engine/text_batch.h"
 #include "http/json_fields.h"
+#include "pipeline/call.h"
 
 namespace mmserve::http {
 
@@ -20,19 +21,8 @@ struct StreamChoice {
   bool include_usage = false;  // stream_options.include_usage
 };
 
-// One part of a chat message's content: text, or an image to decode (data URL, base64 or an
-// http(s) URL, checked against the fetch policy later).
-struct ChatContentPart {
-  bool is_image = false;
-  std::string value;       // the text, or the image reference
-  std::string field;       // where it came from, for errors about the image
-  std::string type_field;  // the part's "type", for errors about its kind
-};
-
-struct ChatMessageRequest {
-  std::string role;  // system, user or assistant ("developer" is read as system)
-  std::vector<ChatContentPart> parts;
-};
+using ChatContentPart = pipeline::ContentPart;
+using ChatMessageRequest = pipeline::Message;
 
 struct ChatRequest {
   std::string model;  // name or alias; "" = the default text model
@@ -48,15 +38,7 @@ struct CompletionRequest {
   StreamChoice stream;
 };
 
-// parameters of task "speech-transcribe".
-struct SpeechParams {
-  std::string language;  // as given; "" = detect
-  bool translate = false;
-  std::string prompt;
-  float temperature = 0;
-  bool words = false;
-  bool timestamps = false;  // also set by words
-};
+using SpeechParams = pipeline::SpeechParams;
 
 struct InferenceRequest {
   std::string task;                  // text-gen, image-caption or speech-transcribe

@@ -2,93 +2,59 @@
 // the "speech-transcribe" task of POST /v1/inference.
 #include "http/audio_routes.h"
 
-#include <span>
-
 #include "core/error.h"
 #include "engine/speech_transcript.h"
-#include "http/image_input.h"
+#include "http/api_requests.h"
+#include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/request_log.h"
 #include "http/routes.h"
 #include "http/streaming.h"
-#include "media/audio_decode.h"
 
 namespace mmserve::http {
 namespace {
 
-// Field names differ between the two APIs ("language" vs "parameters.language").
-struct SpeechFields {
-  std::string audio, language, translate;
-};
-
-struct SpeechAnswer {
-  scheduler::SpeechOutcome outcome;
-  std::string model_id;
-};
-
-SpeechAnswer transcribe(const runtime::ModelLease& lease, runtime::Runtime& rt,
-                        const httplib::Request& req, std::span<const uint8_t> audio,
-                        const SpeechParams& args, const SpeechFields& fields) {
-  auto& speech = lease->speech();
-  const auto& model = lease->speech_model();
-  scheduler::SpeechRequest request;
-  request.language = model->resolve_language(args.language, fields.language);
-  request.translate = args.translate;
-  if (args.translate && !model->multilingual()) {
-    throw Error(ErrorCode::kInvalidInput,
-                "the speech model " + model->id() + " is English-only; it cannot translate",
-                fields.translate);
+// Runs the call and waits for its transcript (a client that leaves cancels the job: its
+// running window stops within one ggml graph and the rest are dropped).
+scheduler::SpeechOutcome transcribe(const Services& services, Exchange& ex) {
+  const pipeline::Submission s = submit_call(services, ex);
+  note_submission(ex, s, "", false);
+  pipeline::wait_unless_cancelled(*s.speech, *ex.call.cancellation);
+  scheduler::SpeechOutcome outcome = s.speech->wait();
+  if (outcome.error) {
+    throw *outcome.error;
   }
-  request.temperature = args.temperature;
-  request.word_timestamps = args.words;
-  if (!args.prompt.empty()) request.prompt = model->tokenize(args.prompt);
-  request.samples = media::decode_audio(audio, rt.options().audio_limits, fields.audio).samples;
-
-  const auto job = speech.submit(std::move(request),
-                                 scheduler::SpeechJob::Clock::now() + rt.options().request_timeout);
-  // A client that closes its connection cancels the job: its running window stops within one
-  // ggml graph and the rest are dropped.
-  wait_while_connected(req, *job);
-  SpeechAnswer answer{job->wait(), lease->name()};
-  if (answer.outcome.error) throw *answer.outcome.error;
-  return answer;
-}
-
-std::span<const uint8_t> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  return outcome;
 }
 
 // OpenAI's form: file, model, language, prompt, temperature, response_format,
 // timestamp_granularities[].
-void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::Runtime& rt,
+void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& res, Exchange& ex,
                   bool translate) {
-  note_task("speech-transcribe");
-  if (!req.is_multipart_form_data()) {
+  note_task(ex, "speech-transcribe");
+  if (!req.multipart) {
     throw Error(ErrorCode::kInvalidInput,
                 "send multipart/form-data with the audio in the field 'file' (as OpenAI's API)",
                 "file");
   }
-  const httplib::FormData* file = nullptr;
+  const FormPart* file = nullptr;
   SpeechParams args;
   args.translate = translate;
   std::string model_name;
   std::string format_name = "json";
   bool granularities = false;
-  // Text fields arrive in req.form.fields, parts with a filename in req.form.files; a field
-  // sent as a file part (some clients do) is read the same way.
-  std::vector<std::pair<std::string, const std::string*>> text_parts;
-  for (const auto& [name, field] : req.form.fields) text_parts.emplace_back(name, &field.content);
-  for (const auto& [name, part] : req.form.files) {
-    if (name != "file") {
-      text_parts.emplace_back(name, &part.content);
+  // A text field sent as a file part (some clients do) is read as a text field.
+  std::vector<std::pair<std::string, std::string>> text_parts;
+  for (const auto& part : req.form) {
+    if (!part.is_file || part.name != "file") {
+      text_parts.emplace_back(part.name, part.content);
     } else if (file != nullptr) {
       throw Error(ErrorCode::kInvalidInput, "the form field 'file' is given twice", "file");
     } else {
       file = &part;
     }
   }
-  for (const auto& [name, content] : text_parts) {
-    const std::string& value = *content;
+  for (const auto& [name, value] : text_parts) {
     if (name == "file") {
       throw Error(ErrorCode::kInvalidInput, "the form field 'file' must be an uploaded file",
                   "file");
@@ -145,11 +111,18 @@ void openai_audio(const httplib::Request& req, httplib::Response& res, runtime::
                 "timestamp_granularities[] needs response_format 'verbose_json'",
                 "timestamp_granularities[]");
   }
-  const auto lease = acquire_model(rt, runtime::Task::kSpeechTranscribe, model_name);
-  const auto answer =
-      transcribe(lease, rt, req, bytes_of(file->content), args, {"file", "language", "translate"});
-  res.set_content(engine::render_transcript(answer.outcome.transcript, format, args.words),
-                  engine::transcript_content_type(format));
+  auto& call = ex.call;
+  call.task = runtime::Task::kSpeechTranscribe;
+  call.model = model_name;
+  call.speech = args;
+  call.audio = pipeline::AudioInput{.data = std::string(file->content),
+                                    .is_bytes = true,
+                                    .field = "file",
+                                    .language_field = "language",
+                                    .translate_field = "translate"};
+  const auto outcome = transcribe(services, ex);
+  res.content_type = engine::transcript_content_type(format);
+  res.body = engine::render_transcript(outcome.transcript, format, args.words);
 }
 
 Json segment_json(const engine::SpeechSegment& s, bool words) {
@@ -167,45 +140,19 @@ Json segment_json(const engine::SpeechSegment& s, bool words) {
 
 }  // namespace
 
-void handle_speech_transcribe(const std::string& model_name, const SpeechParams& args,
-                              const std::optional<std::string>& input,
-                              std::optional<std::string> upload, runtime::Runtime& rt,
-                              const httplib::Request& req, httplib::Response& res) {
-  // Without a speech model: say so before looking at the input.
-  const auto lease = acquire_model(rt, runtime::Task::kSpeechTranscribe, model_name);
-  std::vector<uint8_t> decoded;
-  std::span<const uint8_t> audio;
-  if (upload) {
-    audio = bytes_of(*upload);
-  } else {
-    std::string_view text = *input;  // parse_inference_request made sure there is one
-    if (text.starts_with("data:")) {
-      const auto comma = text.find(',');
-      if (comma == std::string_view::npos ||
-          text.substr(0, comma).find(";base64") == std::string_view::npos) {
-        throw Error(ErrorCode::kInvalidInput,
-                    "field 'input' is a data URL without ';base64,': send the audio base64-encoded",
-                    "input");
-      }
-      text.remove_prefix(comma + 1);
-    }
-    decoded = decode_base64(text, "input");
-    audio = decoded;
-  }
-  const bool timestamps = args.timestamps;
-  const auto answer = transcribe(lease, rt, req, audio, args,
-                                 {"input", "parameters.language", "parameters.translate"});
-  const auto& o = answer.outcome;
+void answer_speech_inference(const Services& services, Exchange& ex, ApiResponse& res) {
+  const auto& args = ex.call.speech;
+  const auto o = transcribe(services, ex);
   Json out = {{"id", new_request_id("inf-")},
               {"task", "speech-transcribe"},
-              {"model", answer.model_id},
+              {"model", ex.record.model},
               {"output", o.transcript.text()},
               {"language", o.transcript.language},
               {"duration", o.transcript.duration},
               {"usage", {{"audio_seconds", o.transcript.duration}}},
               {"timings",
                {{"queue_ms", o.queue_ms}, {"process_ms", o.process_ms}, {"windows", o.windows}}}};
-  if (timestamps) {
+  if (args.timestamps) {
     Json segments = Json::array();
     for (const auto& s : o.transcript.segments) segments.push_back(segment_json(s, args.words));
     out["segments"] = std::move(segments);
@@ -213,14 +160,15 @@ void handle_speech_transcribe(const std::string& model_name, const SpeechParams&
   write_json(res, out);
 }
 
-void register_audio_routes(httplib::Server& server, runtime::Runtime& rt) {
-  server.Post("/v1/audio/transcriptions",
-              [&rt](const httplib::Request& req, httplib::Response& res) {
-                guarded(res, [&] { openai_audio(req, res, rt, false); });
-              });
-  server.Post("/v1/audio/translations", [&rt](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { openai_audio(req, res, rt, true); });
-  });
+std::vector<Route> audio_routes(const Services& services) {
+  return {{"POST", "/v1/audio/transcriptions",
+           [&services](const ApiRequest& req, ApiResponse& res, Exchange& ex) {
+             openai_audio(services, req, res, ex, false);
+           }},
+          {"POST", "/v1/audio/translations",
+           [&services](const ApiRequest& req, ApiResponse& res, Exchange& ex) {
+             openai_audio(services, req, res, ex, true);
+           }}};
 }
 
 }  // namespace mmserve::http

@@ -32,13 +32,17 @@ std::string error_json(const Error& error, int status) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void write_error(httplib::Response& res, const Error& error) {
+void write_error(ApiResponse& res, const Error& error) {
+  res = ApiResponse{};  // whatever the handler had begun (a stream included) is dropped
   res.status = http_status(error.code());
-  if (error.code() == ErrorCode::kBusy) res.set_header("Retry-After", "1");
-  res.set_content(error_json(error), "application/json");
+  if (error.code() == ErrorCode::kBusy) {
+    res.set_header("Retry-After", "1");
+  }
+  res.content_type = "application/json";
+  res.body = error_json(error);
 }
 
-void write_internal_error(httplib::Response& res, const std::exception& e) {
+void write_internal_error(ApiResponse& res, const std::exception& e) {
   write_error(res, Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
 }
 

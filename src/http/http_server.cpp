@@ -13,7 +13,6 @@
 #include "http/metrics_routes.h"
 #include "http/model_routes.h"
 #include "http/request_log.h"
-#include "http/routes.h"
 
 namespace mmserve::http {
 
@@ -22,9 +21,12 @@ std::atomic<int>& in_flight_requests() {
   return count;
 }
 
-void guarded(httplib::Response& res, const std::function<void()>& handler) {
+void guarded(ApiResponse& res, const std::function<void()>& handler) {
   in_flight_requests().fetch_add(1);
   struct Done {
+    Done(const Done&) = delete;
+    Done& operator=(const Done&) = delete;
+    Done() = default;
     ~Done() { in_flight_requests().fetch_sub(1); }
   } done;
   try {
@@ -33,14 +35,16 @@ void guarded(httplib::Response& res, const std::function<void()>& handler) {
     write_error(res, e);
   } catch (const std::exception& e) {
     write_internal_error(res, e);
+  } catch (...) {
+    write_error(res, Error(ErrorCode::kInternal, "internal error"));
   }
 }
 
-runtime::ModelLease acquire_model(runtime::Runtime& runtime, runtime::Task task,
-                                  std::string_view model) {
-  auto lease = runtime.acquire(task, model);
-  note_model(lease->name());
-  return lease;
+pipeline::Submission submit_call(const Services& services, Exchange& exchange) {
+  pipeline::Submission s = services.pipeline.submit(exchange.call);
+  exchange.record.model = s.model;
+  exchange.record.route = exchange.call.executor;
+  return s;
 }
 
 std::string new_request_id(const char* prefix) {
@@ -53,46 +57,119 @@ std::string new_request_id(const char* prefix) {
   return buf;
 }
 
+std::optional<pipeline::Operation> operation_of(std::string_view method, std::string_view path) {
+  if (path.starts_with("/models/")) {
+    return pipeline::Operation::kManageModels;
+  }
+  if (!path.starts_with("/v1/")) {
+    return std::nullopt;
+  }
+  if (method == "GET" && (path == "/v1/models" || path.starts_with("/v1/models/"))) {
+    return pipeline::Operation::kReadModels;
+  }
+  return pipeline::Operation::kInference;
+}
+
 namespace {
 
-Json text_stats_json(const scheduler::SchedulerStats& s) {
-  return {
-      {"running", s.running}, {"waiting", s.waiting},         {"queue_capacity", s.queue_capacity},
-      {"queue_full", s.full}, {"kv_cache_usage", s.kv_usage}, {"cancelled", s.cancelled},
-      {"steps", s.steps}};
+constexpr const char* kExchangeKey = "mmserve.exchange";
+constexpr const char* kDataClassHeader = "X-Data-Class";
+
+std::string bearer_of(const std::string& authorization) {
+  constexpr std::string_view kScheme = "Bearer ";
+  return authorization.starts_with(kScheme) ? authorization.substr(kScheme.size()) : std::string();
 }
 
-Json speech_stats_json(const scheduler::SpeechStats& s) {
-  return {{"running", s.running},      {"active", s.active},
-          {"waiting", s.waiting},      {"queued", s.queued},
-          {"parallel", s.parallel},    {"queue_capacity", s.queue_capacity},
-          {"windows", s.windows_done}, {"cancelled", s.cancelled}};
-}
-
-// State, and per loaded model its scheduler's figures. "text" and "speech" repeat the first
-// loaded model of each kind (what single-model servers always showed).
-Json health_json(runtime::Runtime& rt) {
-  Json j = {{"status", "ok"}, {"state", runtime::state_name(rt.state())}};
-  if (rt.state() == runtime::State::kReady || rt.state() == runtime::State::kDraining) {
-    Json models = Json::object();
-    for (const auto& lease : rt.models().loaded()) {
-      const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
-      Json stats = speech ? speech_stats_json(lease->speech().stats())
-                          : text_stats_json(lease->text().stats());
-      const char* kind = speech ? "speech" : "text";
-      if (!j.contains(kind)) j[kind] = stats;
-      stats["kind"] = kind;
-      models[lease->name()] = std::move(stats);
-    }
-    j["models"] = std::move(models);
+// The request's exchange, made (and its log record begun) when the pre-routing hook did not
+// run: cpp-httplib refused the request itself (body too large, bad request line).
+Exchange& exchange_of(const httplib::Request& req, httplib::Response& res) {
+  if (auto* ex = res.user_data.get<std::shared_ptr<Exchange>>(kExchangeKey)) {
+    return **ex;
   }
-  return j;
+  auto ex = std::make_shared<Exchange>();
+  begin_request(*ex, req.method, req.path, req.get_header_value(kRequestIdHeader));
+  res.user_data.set(kExchangeKey, ex);
+  return *ex;
+}
+
+ApiRequest api_request(const httplib::Request& req) {
+  ApiRequest a;
+  a.method = req.method;
+  a.path = req.path;
+  a.body = req.body;
+  a.remote_addr = req.remote_addr;
+  for (const auto& [key, value] : req.headers) {
+    a.headers.emplace_back(key, value);
+  }
+  a.multipart = req.is_multipart_form_data();
+  for (const auto& [name, field] : req.form.fields) {
+    a.form.push_back({name, field.content, false});
+  }
+  for (const auto& [name, file] : req.form.files) {
+    a.form.push_back({name, file.content, true});
+  }
+  for (size_t i = 1; i < req.matches.size(); ++i) {
+    a.path_params.push_back(req.matches[i].str());
+  }
+  return a;
+}
+
+// A ChunkSink over cpp-httplib's DataSink.
+class DataSinkWriter : public ChunkSink {
+ public:
+  explicit DataSinkWriter(httplib::DataSink& sink) : sink_(sink) {}
+  bool write(std::string_view bytes) override { return sink_.write(bytes.data(), bytes.size()); }
+  void done() override {
+    finished_ = true;
+    sink_.done();
+  }
+  bool finished() const { return finished_; }
+
+ private:
+  httplib::DataSink& sink_;
+  bool finished_ = false;
+};
+
+// Writes our response into cpp-httplib's.
+void apply(ApiResponse&& out, httplib::Response& res) {
+  res.status = out.status;
+  for (auto& [name, value] : out.headers) {
+    res.set_header(name, value);
+  }
+  if (!out.stream) {
+    res.set_content(std::move(out.body), out.content_type);
+    return;
+  }
+  in_flight_requests().fetch_add(1);  // until the stream is released, however it ends
+  res.set_chunked_content_provider(
+      out.content_type,
+      [stream = std::move(out.stream)](size_t, httplib::DataSink& sink) noexcept {
+        DataSinkWriter writer(sink);
+        const bool more = stream(writer);  // never throws (ApiResponse::stream)
+        return more || writer.finished();
+      },
+      [end = std::move(out.on_stream_end)](bool success) noexcept {
+        if (end) {
+          end(success);
+        }
+        in_flight_requests().fetch_sub(1);
+      });
+}
+
+void apply_error(const Error& error, httplib::Response& res) {
+  ApiResponse out;
+  write_error(out, error);
+  apply(std::move(out), res);
 }
 
 }  // namespace
 
-HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
-    : runtime_(runtime), options_(std::move(options)) {
+HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipeline,
+                       HttpOptions options)
+    : runtime_(runtime),
+      pipeline_(pipeline),
+      options_(std::move(options)),
+      services_{runtime_, pipeline_} {
   // Every admitted or queued request holds an HTTP worker while it waits, so size the pool
   // for all of them plus room for health checks and refusals.
   const int queue = runtime_.options().registry.queue_size;
@@ -114,36 +191,73 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
     listen_fd_.store(fd);
   });
 
+  // Before the body is read: the exchange, its log record, and the call's admission.
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    begin_request(req);  // X-Request-Id, start time
-    if (options_.api_key.empty() || !req.path.starts_with("/v1/")) {
+    auto ex = std::make_shared<Exchange>();
+    ex->pipeline = &pipeline_;
+    begin_request(*ex, req.method, req.path, req.get_header_value(kRequestIdHeader));
+    res.user_data.set(kExchangeKey, ex);
+    const auto operation = operation_of(req.method, req.path);
+    if (!operation) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    if (req.get_header_value("Authorization") == "Bearer " + options_.api_key) {
-      return httplib::Server::HandlerResponse::Unhandled;
+    auto& call = ex->call;
+    call.operation = *operation;
+    call.credentials.bearer = bearer_of(req.get_header_value("Authorization"));
+    call.executor = pipeline_.default_executor();
+    call.deadline = pipeline::Clock::now() + runtime_.options().request_timeout;
+    // cpp-httplib keeps the request alive until the response is destroyed (with the exchange).
+    call.cancellation =
+        std::make_shared<pipeline::Cancellation>([&req] { return req.is_connection_closed(); });
+    try {
+      pipeline_.admit(call);
+      call.data_class =
+          pipeline::parse_data_class(req.get_header_value(kDataClassHeader), kDataClassHeader);
+    } catch (const Error& e) {
+      apply_error(e, res);
+      return httplib::Server::HandlerResponse::Handled;
     }
-    write_error(res, Error(ErrorCode::kUnauthorized,
-                           "missing or wrong API key: send Authorization: Bearer <key>"));
-    return httplib::Server::HandlerResponse::Handled;
+    return httplib::Server::HandlerResponse::Unhandled;
   });
 
   // Every response: echo X-Request-Id and count it (before it is written); then log it.
-  server_.set_post_routing_handler(
-      [](const httplib::Request& req, httplib::Response& res) { before_response(req, res); });
+  server_.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    Exchange& ex = exchange_of(req, res);
+    res.set_header(kRequestIdHeader, ex.call.request_id);
+    before_response(ex, res.status, static_cast<bool>(res.content_provider_));
+  });
   server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    after_response(req, res, {.capture_text = options_.log_prompts});
+    const auto* stored = res.user_data.get<std::shared_ptr<Exchange>>(kExchangeKey);
+    const auto ex = stored != nullptr ? *stored : std::make_shared<Exchange>();
+    if (stored == nullptr) {
+      begin_request(*ex, req.method, req.path, req.get_header_value(kRequestIdHeader));
+    }
+    const std::string content_type = res.get_header_value("Content-Type");
+    after_response(*ex,
+                   {.method = req.method,
+                    .path = req.path,
+                    .remote_addr = req.remote_addr,
+                    .request_body = req.body,
+                    .status = res.status,
+                    .content_type = content_type,
+                    .body = res.body,
+                    .streaming = static_cast<bool>(res.content_provider_)},
+                   {.capture_text = options_.log_prompts});
   });
 
   // Errors httplib produces itself (unknown route, body too large, bad request line).
   server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
+    if (!res.body.empty()) {
+      return;
+    }
     if (res.status == 413) {
-      write_error(res, Error(ErrorCode::kPayloadTooLarge,
-                             "the request body is larger than --max-body-size (" +
-                                 std::to_string(options_.max_body_bytes) + " bytes)",
-                             "body"));
+      apply_error(Error(ErrorCode::kPayloadTooLarge,
+                        "the request body is larger than --max-body-size (" +
+                            std::to_string(options_.max_body_bytes) + " bytes)",
+                        "body"),
+                  res);
     } else if (res.status == 404) {
-      write_error(res, Error(ErrorCode::kNotFound, "no route " + req.method + " " + req.path));
+      apply_error(Error(ErrorCode::kNotFound, "no route " + req.method + " " + req.path), res);
     } else {
       const int status = res.status;
       const Error error(ErrorCode::kInvalidInput, "bad HTTP request (" + std::to_string(status) +
@@ -156,44 +270,33 @@ HttpServer::HttpServer(runtime::Runtime& runtime, HttpOptions options)
         try {
           std::rethrow_exception(ep);
         } catch (const std::exception& e) {
-          write_internal_error(res, e);
+          apply_error(Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()), res);
         } catch (...) {
-          write_error(res, Error(ErrorCode::kInternal, "internal error"));
+          apply_error(Error(ErrorCode::kInternal, "internal error"), res);
         }
       });
 
-  server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    write_json(res, health_json(runtime_));
-  });
-  server_.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
-    Json j = health_json(runtime_);
-    const auto state = runtime_.state();
-    bool ready = state == runtime::State::kReady;
-    // A loaded model's scheduler that would refuse a request now (429) makes the replica
-    // unready, so that a balancer sends that work elsewhere.
-    for (const auto& lease :
-         ready ? runtime_.models().loaded() : std::vector<runtime::ModelLease>{}) {
-      const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
-      if (speech ? lease->speech().stats().full : lease->text().stats().full) {
-        ready = false;
-        j["reason"] = speech ? "the speech queue is full" : "the wait queue is full";
-        j["model"] = lease->name();
-        break;
-      }
+  for (auto family : {health_routes, inference_routes, openai_routes, audio_routes, metrics_routes,
+                      model_routes}) {
+    for (auto& route : family(services_)) {
+      install(std::move(route));
     }
-    if (state != runtime::State::kReady) {
-      j["reason"] = runtime_.detail();
-    }
-    j["status"] = ready ? "ready" : "unavailable";
-    res.status = ready ? 200 : 503;
-    write_json(res, j);
-  });
-  register_inference_routes(server_, runtime_);
-  register_openai_routes(server_, runtime_);
-  register_audio_routes(server_, runtime_);
-  register_metrics_routes(server_, runtime_);
-  register_model_routes(server_, runtime_,
-                        {.api_key = options_.api_key, .admin_key = options_.admin_key});
+  }
+}
+
+void HttpServer::install(Route route) {
+  auto handler = [h = std::move(route.handler)](const httplib::Request& req,
+                                                httplib::Response& res) {
+    Exchange& ex = exchange_of(req, res);
+    ApiResponse out;
+    guarded(out, [&] { h(api_request(req), out, ex); });
+    apply(std::move(out), res);
+  };
+  if (std::string_view(route.method) == "GET") {
+    server_.Get(route.pattern, std::move(handler));
+  } else {
+    server_.Post(route.pattern, std::move(handler));
+  }
 }
 
 HttpServer::~HttpServer() {
@@ -211,7 +314,9 @@ int HttpServer::bind() {
                 "port");
   }
   // httplib listens with a backlog of 5; bursts of concurrent clients need a deeper queue.
-  if (const int fd = listen_fd_.load(); fd >= 0) ::listen(fd, 512);
+  if (const int fd = listen_fd_.load(); fd >= 0) {
+    ::listen(fd, 512);
+  }
   return port;
 }
 
@@ -221,7 +326,9 @@ void HttpServer::serve() {
 }
 
 void HttpServer::stop() {
-  if (server_.is_running()) server_.stop();
+  if (server_.is_running()) {
+    server_.stop();
+  }
 }
 
 }  // namespace mmserve::http

@@ -12,7 +12,6 @@
 #include "core/error.h"
 #include "http/api_requests.h"
 #include "http/audio_routes.h"
-#include "http/image_input.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/request_log.h"
@@ -29,28 +28,28 @@ struct InferenceInput {
   std::optional<std::string> upload;
 };
 
-InferenceInput read_input(const httplib::Request& req) {
-  if (!req.is_multipart_form_data()) return {parse_json_object(req.body), std::nullopt};
+InferenceInput read_input(const ApiRequest& req) {
+  if (!req.multipart) return {parse_json_object(std::string(req.body)), std::nullopt};
   InferenceInput in{Json::object(), std::nullopt};
-  const auto set_upload = [&](const std::string& name, const std::string& content) {
+  const auto set_upload = [&](const std::string& name, std::string_view content) {
     if (in.upload || in.body.contains("input")) {
       throw Error(ErrorCode::kInvalidInput, "more than one input file or field in the form", name);
     }
-    in.upload = content;
+    in.upload = std::string(content);
   };
-  const auto text_field = [&](const std::string& name, const std::string& content) {
+  const auto text_field = [&](const std::string& name, std::string_view content) {
     if (name == "image" || name == "file") return set_upload(name, content);
     if (in.body.contains(name) || (name == "input" && in.upload)) {
       throw Error(ErrorCode::kInvalidInput, "form field '" + name + "' is given twice", name);
     }
     if (name == "parameters") {
       try {
-        in.body["parameters"] = parse_json_object(content);
+        in.body["parameters"] = parse_json_object(std::string(content));
       } catch (const Error& e) {
         throw Error(e.code(), std::string("form field 'parameters': ") + e.what(), "parameters");
       }
     } else if (name == "task" || name == "input" || name == "model") {
-      in.body[name] = content;
+      in.body[name] = std::string(content);
     } else if (name == "stream") {
       if (content != "true" && content != "false" && content != "1" && content != "0") {
         throw Error(ErrorCode::kInvalidInput, "form field 'stream' must be true or false",
@@ -65,12 +64,12 @@ InferenceInput read_input(const httplib::Request& req) {
           name);
     }
   };
-  for (const auto& [name, field] : req.form.fields) text_field(name, field.content);
-  for (const auto& [name, file] : req.form.files) {
-    if (name == "input" || name == "image" || name == "file") {
-      set_upload(name, file.content);
+  for (const auto& part : req.form) {
+    const std::string name(part.name);
+    if (part.is_file && (name == "input" || name == "image" || name == "file")) {
+      set_upload(name, part.content);
     } else {
-      text_field(name, file.content);  // a text field sent as a file part
+      text_field(name, part.content);  // a text field, or one sent as a file part
     }
   }
   return in;
@@ -88,47 +87,32 @@ Json usage_json(const engine::SequenceResult& r) {
           {"cached_prompt_tokens", r.cached_prompt_tokens}};
 }
 
-void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       const runtime::ModelLease& lease, runtime::Runtime& rt,
-                       const httplib::Request& req, httplib::Response& res);
-
-void handle_text_gen(InferenceRequest r, runtime::Runtime& rt, const httplib::Request& req,
-                     httplib::Response& res) {
-  const auto lease = acquire_model(rt, runtime::Task::kTextGen, r.model);
-  const auto& model = lease->text().model();
-  // An instruction-tuned model (one with a chat template) gets the input as a user turn, as
-  // Ollama's and llama-server's users expect; "raw": true sends it as a plain completion.
-  if (model.has_chat_template() && !r.raw) {
-    std::vector<engine::ChatMessage> messages;
-    if (r.system) messages.push_back({"system", *r.system});
-    messages.push_back({"user", *r.input});
-    r.generation.prompt = model.tokenize(model.apply_chat_template(messages), true, true);
+// The typed call of a text-gen or image-caption request.
+void fill_text_call(pipeline::Call& call, InferenceRequest& r, std::optional<std::string> upload) {
+  call.generation = std::move(r.generation);
+  call.parameters_path = "parameters";
+  call.text.system = r.system;
+  if (call.task == runtime::Task::kImageCaption) {
+    call.text.style = r.raw ? pipeline::PromptStyle::kRaw : pipeline::PromptStyle::kInstruct;
+    call.text.prompt = r.caption_prompt;
+    call.image = upload ? pipeline::ImageInput{.data = std::move(*upload), .is_bytes = true}
+                        : pipeline::ImageInput{.data = std::move(*r.input), .is_bytes = false};
   } else {
-    r.generation.prompt = model.tokenize(*r.input, true, false);
+    // An instruction-tuned model gets the input as a user turn; "raw": true as a completion.
+    call.text.style = r.raw ? pipeline::PromptStyle::kRaw : pipeline::PromptStyle::kInstruct;
+    call.text.prompt = std::move(*r.input);
   }
-  submit_and_answer(std::move(r.generation), "text-gen", r.stream, lease, rt, req, res);
 }
 
-void submit_and_answer(engine::GenerationRequest request, const char* task, bool stream,
-                       const runtime::ModelLease& lease, runtime::Runtime& rt,
-                       const httplib::Request& req, httplib::Response& res) {
-  auto& text = lease->text();
-
-  const auto deadline = scheduler::Generation::Clock::now() + rt.options().request_timeout;
-  std::shared_ptr<scheduler::Generation> generation;
-  try {
-    generation = text.submit(std::move(request), deadline);
-  } catch (const Error& e) {
-    // The scheduler names engine fields; here they live under "parameters".
-    if (e.field() == "input" || e.field().empty()) throw;
-    throw Error(e.code(), e.what(), "parameters." + e.field());
-  }
+void answer_text(const Services& services, Exchange& ex, ApiResponse& res) {
+  const char* task = runtime::task_name(ex.call.task);
+  const pipeline::Submission s = submit_call(services, ex);
   const std::string id = new_request_id("inf-");
-  const std::string model_id = lease->name();
-  note_generation(generation, id, stream);
+  const std::string model_id = s.model;
+  note_submission(ex, s, id, ex.call.stream);
 
-  if (!stream) {
-    const auto& outcome = wait_for_answer(req, *generation);
+  if (!ex.call.stream) {
+    const auto& outcome = wait_for_answer(ex.call, *s.generation);
     throw_if_failed(outcome);
     const Json out = {{"id", id},
                       {"task", task},
@@ -141,8 +125,8 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
     return;
   }
   counted_stream_generation(
-      res, generation,
-      {.keep_alive = lease,
+      ex.shared_from_this(), res, s.generation,
+      {.keep_alive = s.keep_alive,
        .opening = nullptr,
        .piece =
            [id, task](std::string_view piece) {
@@ -161,46 +145,38 @@ void submit_and_answer(engine::GenerationRequest request, const char* task, bool
            }});
 }
 
-void handle_image_caption(InferenceRequest r, std::optional<std::string> upload,
-                          runtime::Runtime& rt, const httplib::Request& req,
-                          httplib::Response& res) {
-  const auto lease = acquire_model(rt, runtime::Task::kImageCaption, r.model);
-  const auto& vision = lease->vision();  // the registry gave a model with a projector
-  const ImageInputPolicy policy = image_policy(rt.options());
-  media::Image image = upload ? image_from_bytes(*upload, policy, "input")
-                              : image_from_string(*r.input, policy, "input");
-  auto tokenized =
-      vision->tokenize(vision->caption_prompt(1, r.caption_prompt, r.raw, r.system.value_or("")),
-                       std::span(&image, 1), true, "input");
-  r.generation.prompt = std::move(tokenized.tokens);
-  r.generation.media = std::move(tokenized.media);
-  metrics::server_metrics().add_images(1);
-  submit_and_answer(std::move(r.generation), "image-caption", r.stream, lease, rt, req, res);
-}
-
 }  // namespace
 
-void register_inference_routes(httplib::Server& server, runtime::Runtime& rt) {
-  server.Post("/v1/inference", [&rt](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      InferenceInput in = read_input(req);
-      // The task's label for metrics and the log, once it is a known one.
-      if (const auto it = in.body.find("task"); it != in.body.end() && it->is_string()) {
-        const auto& task = it->get_ref<const std::string&>();
-        if (task == "text-gen" || task == "image-caption" || task == "speech-transcribe") {
-          note_task(task);
-        }
-      }
-      InferenceRequest r = parse_inference_request(in.body, in.upload.has_value());
-      if (r.task == "text-gen") {
-        handle_text_gen(std::move(r), rt, req, res);
-      } else if (r.task == "image-caption") {
-        handle_image_caption(std::move(r), std::move(in.upload), rt, req, res);
-      } else {
-        handle_speech_transcribe(r.model, r.speech, r.input, std::move(in.upload), rt, req, res);
-      }
-    });
-  });
+std::vector<Route> inference_routes(const Services& services) {
+  return {
+      {"POST", "/v1/inference", [&services](const ApiRequest& req, ApiResponse& res, Exchange& ex) {
+         InferenceInput in = read_input(req);
+         // The task's label for metrics and the log, once it is a known one.
+         if (const auto it = in.body.find("task"); it != in.body.end() && it->is_string()) {
+           const auto& task = it->get_ref<const std::string&>();
+           if (task == "text-gen" || task == "image-caption" || task == "speech-transcribe") {
+             note_task(ex, task);
+           }
+         }
+         InferenceRequest r = parse_inference_request(in.body, in.upload.has_value());
+         auto& call = ex.call;
+         call.model = r.model;
+         call.stream = r.stream;
+         if (r.task == "speech-transcribe") {
+           call.task = runtime::Task::kSpeechTranscribe;
+           call.speech = r.speech;
+           call.audio = in.upload
+                            ? pipeline::AudioInput{.data = std::move(*in.upload), .is_bytes = true}
+                            : pipeline::AudioInput{.data = std::move(*r.input), .is_bytes = false};
+           call.audio->language_field = "parameters.language";
+           call.audio->translate_field = "parameters.translate";
+           answer_speech_inference(services, ex, res);
+           return;
+         }
+         call.task = r.task == "text-gen" ? runtime::Task::kTextGen : runtime::Task::kImageCaption;
+         fill_text_call(call, r, std::move(in.upload));
+         answer_text(services, ex, res);
+       }}};
 }
 
 }  // namespace mmserve::http

@@ -4,16 +4,16 @@
 // Stateless and thread-safe.
 #pragma once
 
-#include <httplib.h>
-
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "http/exchange.h"
 
 namespace mmserve::http {
 
 std::string to_json_text(const nlohmann::json& value);
 
 // Sets `body` as the response's application/json content.
-void write_json(httplib::Response& res, const nlohmann::json& body);
+void write_json(ApiResponse& res, const nlohmann::json& body);
 
 }  // namespace mmserve::http

@@ -42,7 +42,7 @@ void refresh_runtime_gauges(runtime::Runtime& rt) {
 
 }  // namespace
 
-void register_metrics_routes(httplib::Server& server, runtime::Runtime& rt) {
+std::vector<Route> metrics_routes(const Services& services) {
   static std::once_flag once;
   std::call_once(once, [] {
     auto& m = metrics::server_metrics();
@@ -53,12 +53,14 @@ void register_metrics_routes(httplib::Server& server, runtime::Runtime& rt) {
     std::fprintf(stderr, "mmserve: %s\n", status.c_str());
   });
 
-  server.Get("/metrics", [&rt](const httplib::Request&, httplib::Response& res) {
-    refresh_runtime_gauges(rt);
-    auto& m = metrics::server_metrics();
-    m.set_log_lines_dropped(LogSink::standard_error().dropped());
-    res.set_content(m.scrape(), metrics::kTextContentType);
-  });
+  runtime::Runtime& rt = services.runtime;
+  return {{"GET", "/metrics", [&rt](const ApiRequest&, ApiResponse& res, Exchange&) {
+             refresh_runtime_gauges(rt);
+             auto& m = metrics::server_metrics();
+             m.set_log_lines_dropped(LogSink::standard_error().dropped());
+             res.content_type = metrics::kTextContentType;
+             res.body = m.scrape();
+           }}};
 }
 
 }  // namespace mmserve::http

@@ -3,15 +3,15 @@
 // counters and histograms are kept up to date by the code they observe.
 #pragma once
 
-#include <httplib.h>
+#include <vector>
 
-#include "runtime/runtime.h"
+#include "http/routes.h"
 
 namespace mmserve::http {
 
-// Registers the route; the first call also sets mmserve_build_info and starts the GPU metrics
-// (NVML; $MMSERVE_NVML_LIBRARY overrides the library loaded), printing one line on stderr that
-// says whether they are on and, when not, why. `runtime` must outlive the server.
-void register_metrics_routes(httplib::Server& server, runtime::Runtime& runtime);
+// The route; the first call also sets mmserve_build_info and starts the GPU metrics (NVML;
+// $MMSERVE_NVML_LIBRARY overrides the library loaded), printing one line on stderr that says
+// whether they are on and, when not, why.
+std::vector<Route> metrics_routes(const Services& services);
 
 }  // namespace mmserve::http

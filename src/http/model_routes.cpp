@@ -92,23 +92,8 @@ Json list_json(runtime::Runtime& rt) {
   return {{"object", "list"}, {"data", std::move(data)}};
 }
 
-void check_admin(const httplib::Request& req, const AdminAccess& access) {
-  if (access.api_key.empty()) {
-    return;
-  }
-  if (access.admin_key.empty()) {
-    throw Error(ErrorCode::kForbidden,
-                "the admin endpoints are off on a server with API keys and no admin key "
-                "(start it with --admin-key or $MMSERVE_ADMIN_KEY)");
-  }
-  if (req.get_header_value("Authorization") != "Bearer " + access.admin_key) {
-    throw Error(ErrorCode::kUnauthorized,
-                "missing or wrong admin key: send Authorization: Bearer <admin key>");
-  }
-}
-
-std::string model_name_of(const httplib::Request& req) {
-  const Json body = parse_json_object(req.body);
+std::string model_name_of(const ApiRequest& req) {
+  const Json body = parse_json_object(std::string(req.body));
   reject_unsupported_fields(body, "", {"model"});
   const auto name = opt_string(body, "model", "");
   if (!name || name->empty()) {
@@ -119,37 +104,35 @@ std::string model_name_of(const httplib::Request& req) {
 
 }  // namespace
 
-void register_model_routes(httplib::Server& server, runtime::Runtime& rt, AdminAccess access) {
-  server.Get("/v1/models", [&rt](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] { write_json(res, list_json(rt)); });
-  });
-  server.Get(R"(/v1/models/([^/]+))", [&rt](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      // By name or alias; kNotFound lists the names.
-      write_json(res, model_json_named(rt, rt.models().spec(req.matches[1].str()).name));
-    });
-  });
-  server.Post("/models/load", [&rt, access](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_admin(req, access);
-      const std::string name = model_name_of(req);
-      if (rt.state() != runtime::State::kReady) {
-        throw Error(ErrorCode::kUnavailable, "not ready: " + rt.detail());
-      }
-      const auto lease = rt.models().acquire_named(name);
-      Json out = model_json_named(rt, lease->name());
-      out["meta"]["busy"] = lease->busy();  // this handler's own lease is not a request
-      write_json(res, out);
-    });
-  });
-  server.Post("/models/unload", [&rt, access](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_admin(req, access);
-      const std::string name = model_name_of(req);
-      const auto r = rt.models().unload(name);
-      write_json(res, Json{{"model", name}, {"unloaded", r.unloaded}, {"in_use", r.in_use}});
-    });
-  });
+std::vector<Route> model_routes(const Services& services) {
+  runtime::Runtime& rt = services.runtime;
+  return {
+      {"GET", "/v1/models",
+       [&rt](const ApiRequest&, ApiResponse& res, Exchange&) { write_json(res, list_json(rt)); }},
+      {"GET", R"(/v1/models/([^/]+))",
+       [&rt](const ApiRequest& req, ApiResponse& res, Exchange&) {
+         // By name or alias; kNotFound lists the names.
+         write_json(res, model_json_named(rt, rt.models().spec(req.path_params.at(0)).name));
+       }},
+      // The admin key was checked when the call was admitted (stages/auth, kManageModels).
+      {"POST", "/models/load",
+       [&rt](const ApiRequest& req, ApiResponse& res, Exchange&) {
+         const std::string name = model_name_of(req);
+         if (rt.state() != runtime::State::kReady) {
+           throw Error(ErrorCode::kUnavailable, "not ready: " + rt.detail());
+         }
+         const auto lease = rt.models().acquire_named(name);
+         Json out = model_json_named(rt, lease->name());
+         out["meta"]["busy"] = lease->busy();  // this handler's own lease is not a request
+         write_json(res, out);
+       }},
+      {"POST", "/models/unload",
+       [&rt](const ApiRequest& req, ApiResponse& res, Exchange&) {
+         const std::string name = model_name_of(req);
+         const auto r = rt.models().unload(name);
+         write_json(res, Json{{"model", name}, {"unloaded", r.unloaded}, {"in_use", r.in_use}});
+       }},
+  };
 }
 
 }  // namespace mmserve::http

@@ -2,24 +2,16 @@
 // retrieve, from the registry, without file paths), and the admin endpoints POST /models/load
 // and POST /models/unload with {"model": NAME} (llama-server's router-mode paths).
 //
-// Admin protection: when the server has API keys (--api-key), the admin endpoints need
-// "Authorization: Bearer ADMIN_KEY" (--admin-key); with keys but no admin key they are refused
-// (403). A server without keys (a developer's loopback) leaves them open like every endpoint.
+// Admin protection is the authentication stage's (stages/auth/api_key_stage.h): with API keys
+// the admin endpoints need the admin key, and are refused (403) without one.
 #pragma once
 
-#include <httplib.h>
+#include <vector>
 
-#include <string>
-
-#include "runtime/runtime.h"
+#include "http/routes.h"
 
 namespace mmserve::http {
 
-struct AdminAccess {
-  std::string api_key;    // empty: no keys, admin endpoints open
-  std::string admin_key;  // empty with an api_key: admin endpoints refused
-};
-
-void register_model_routes(httplib::Server& server, runtime::Runtime& runtime, AdminAccess access);
+std::vector<Route> model_routes(const Services& services);
 
 }  // namespace mmserve::http

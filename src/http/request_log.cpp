@@ -22,53 +22,35 @@ constexpr size_t kMaxCapturedBytes = 16 * 1024;
 // scheduler ends it at its next step, so this bound is only hit by a wedged engine.
 constexpr auto kCancelWait = std::chrono::seconds(2);
 
-// The request in progress on this worker thread (see the header).
-struct Record {
-  bool active = false;
-  bool counted = false;
-  std::string id;
-  Clock::time_point start;
-  std::string_view endpoint;  // empty: not an inference request
-  std::string task;
-  std::string model;  // the registry's name, once a model was chosen
-  std::shared_ptr<scheduler::Generation> generation;
-  std::string response_id;
-  bool stream = false;
-  // A stream's line, begun by the logger (which cpp-httplib calls before the body is sent)
-  // and completed when the stream is released.
-  std::optional<RequestLogEntry> deferred;
-  RequestLogOptions deferred_options;
-};
-thread_local Record t_record;
-
 // The inference endpoints: they are what mmserve_requests_total counts (probes, scrapes and
 // unknown paths are only logged). A fixed list keeps label values bounded.
-std::string_view inference_endpoint(const httplib::Request& req) {
-  if (req.method != "POST") return {};
-  for (const std::string_view path : {"/v1/inference", "/v1/chat/completions", "/v1/completions",
-                                      "/v1/audio/transcriptions", "/v1/audio/translations"}) {
-    if (req.path == path) return path;
+std::string_view inference_endpoint(std::string_view method, std::string_view path) {
+  if (method != "POST") return {};
+  for (const std::string_view known : {"/v1/inference", "/v1/chat/completions", "/v1/completions",
+                                       "/v1/audio/transcriptions", "/v1/audio/translations"}) {
+    if (path == known) return known;
   }
   return {};
 }
 
-std::string task_label() {
-  if (!t_record.task.empty()) return t_record.task;
+std::string task_label(const RequestRecord& r) {
+  if (!r.task.empty()) return r.task;
   // The OpenAI endpoints generate text; /v1/inference names its task, "none" when it did not.
-  return t_record.endpoint == "/v1/inference" ? "none" : "text-gen";
+  return r.endpoint == "/v1/inference" ? "none" : "text-gen";
 }
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Counts the request on this thread, once.
-void count(int status) {
-  if (t_record.counted) return;
-  t_record.counted = true;
-  if (t_record.endpoint.empty()) return;
-  metrics::server_metrics().record_request(task_label(), t_record.model, t_record.endpoint, "local",
-                                           status, seconds_since(t_record.start));
+// Counts the request, once.
+void count(RequestRecord& r, int status) {
+  if (r.counted) return;
+  r.counted = true;
+  if (r.endpoint.empty()) return;
+  metrics::server_metrics().record_request(task_label(r), r.model, r.endpoint,
+                                           r.route.empty() ? "local" : r.route, status,
+                                           seconds_since(r.start));
 }
 
 std::string truncated(const std::string& text) {
@@ -77,10 +59,37 @@ std::string truncated(const std::string& text) {
          std::to_string(text.size() - kMaxCapturedBytes) + " more bytes]";
 }
 
+// What the request used, for the pipeline's stages; its generation or job has ended (or was
+// cancelled and given up on, see complete_entry).
+pipeline::Usage usage_of(const RequestRecord& r) {
+  pipeline::Usage u;
+  u.model = r.model;
+  if (r.generation) {
+    if (!r.generation->finished()) {
+      u.error = ErrorCode::kCancelled;
+      return u;
+    }
+    const auto& o = r.generation->wait();
+    u.prompt_tokens = o.result.prompt_tokens;
+    u.completion_tokens = o.result.completion_tokens;
+    if (o.error) u.error = o.error->code();
+  } else if (r.speech) {
+    if (!r.speech->finished()) {
+      u.error = ErrorCode::kCancelled;
+      return u;
+    }
+    const auto& o = r.speech->wait();
+    u.audio_seconds = o.transcript.duration;
+    if (o.error) u.error = o.error->code();
+  }
+  return u;
+}
+
 // Adds what the generation did, counts the request and writes its line; ends the record.
-void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
+void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& options) {
+  auto& rec = ex.record;
   e.time = std::chrono::system_clock::now();
-  if (auto& g = t_record.generation) {
+  if (auto& g = rec.generation) {
     // The response is over: nobody reads what a generation still running would produce (a
     // client that left mid-stream). End it, so the line reports what it really did.
     if (!g->finished()) {
@@ -91,8 +100,8 @@ void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
         g->take_text(std::chrono::milliseconds(20), finished);
     }
     RequestLogEntry::Generation gen;
-    gen.response_id = t_record.response_id;
-    gen.stream = t_record.stream;
+    gen.response_id = rec.response_id;
+    gen.stream = rec.stream;
     if (g->finished()) {
       const auto& o = g->wait();
       const auto& r = o.result;
@@ -111,25 +120,29 @@ void complete_entry(RequestLogEntry e, const RequestLogOptions& options) {
     e.generation = std::move(gen);
   }
 
-  count(e.status);  // a stream cut short was not counted at its close
-  if (!t_record.endpoint.empty()) {
-    e.endpoint = t_record.endpoint;
-    e.route = "local";
-    e.task = task_label();
-    e.model = t_record.model;
+  if (rec.submitted && ex.pipeline != nullptr) {
+    ex.pipeline->finish(ex.call, usage_of(rec));
   }
-  e.duration_ms = seconds_since(t_record.start) * 1000;
-  t_record = Record{};  // also releases the generation
+  count(rec, e.status);  // a stream cut short was not counted at its close
+  if (!rec.endpoint.empty()) {
+    e.endpoint = rec.endpoint;
+    e.route = rec.route.empty() ? "local" : rec.route;
+    e.task = task_label(rec);
+    e.model = rec.model;
+  }
+  e.duration_ms = seconds_since(rec.start) * 1000;
+  rec.generation.reset();
+  rec.speech.reset();
 
   LogSink::standard_error().write_line(format_log_line(e));
   runtime::release_free_memory();  // the request's buffers are gone: give their pages back
 }
 
-void complete_deferred() {
-  if (!t_record.deferred) return;
-  RequestLogEntry e = std::move(*t_record.deferred);
-  t_record.deferred.reset();
-  complete_entry(std::move(e), t_record.deferred_options);
+void complete_deferred(Exchange& ex, const RequestLogOptions& options) {
+  if (!ex.record.deferred) return;
+  RequestLogEntry e = std::move(*ex.record.deferred);
+  ex.record.deferred.reset();
+  complete_entry(ex, std::move(e), options);
 }
 
 }  // namespace
@@ -164,75 +177,76 @@ std::string generate_request_id() {
   return buf;
 }
 
-void note_task(std::string_view task) {
-  t_record.task = task;
+void note_task(Exchange& exchange, std::string_view task) {
+  exchange.record.task = task;
 }
 
-void note_model(std::string_view model) {
-  t_record.model = model;
+void note_submission(Exchange& exchange, const pipeline::Submission& submission,
+                     std::string response_id, bool stream) {
+  auto& r = exchange.record;
+  r.model = submission.model;
+  r.route = exchange.call.executor;
+  r.submitted = true;
+  r.generation = submission.generation;
+  r.speech = submission.speech;
+  r.response_id = std::move(response_id);
+  r.stream = stream;
 }
 
-void note_generation(std::shared_ptr<scheduler::Generation> generation, std::string response_id,
-                     bool stream) {
-  t_record.generation = std::move(generation);
-  t_record.response_id = std::move(response_id);
-  t_record.stream = stream;
-}
-
-void counted_stream_generation(httplib::Response& res,
+void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
                                std::shared_ptr<scheduler::Generation> generation,
                                StreamFormat format) {
-  format.closing = [closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
+  // A weak reference: the exchange owns the response that owns these closures.
+  std::weak_ptr<Exchange> weak = exchange;
+  format.closing = [weak,
+                    closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
     std::string bytes = closing(o);
-    // Runs on the request's worker thread (httplib calls content providers there); a stream's
-    // headers went out with status 200.
-    if (t_record.active) count(200);
+    if (const auto ex = weak.lock()) count(ex->record, 200);  // its headers went out with 200
     return bytes;
   };
-  // The stream is released on the same worker thread, after its last byte.
-  stream_generation(res, std::move(generation), std::move(format), [] { complete_deferred(); });
+  stream_generation(res, std::move(generation), std::move(format), [weak] {
+    if (const auto ex = weak.lock())
+      complete_deferred(*ex, {.capture_text = ex->record.deferred_capture_text});
+  });
 }
 
-void begin_request(const httplib::Request& req) {
-  complete_deferred();  // a stream whose release never came (defensive)
-  t_record = Record{};
-  t_record.active = true;
-  t_record.start = Clock::now();
-  t_record.endpoint = inference_endpoint(req);
-  t_record.id = sanitize_request_id(req.get_header_value(kRequestIdHeader));
-  if (t_record.id.empty()) t_record.id = generate_request_id();
+void begin_request(Exchange& exchange, std::string_view method, std::string_view path,
+                   std::string_view request_id_header) {
+  auto& r = exchange.record;
+  r.start = Clock::now();
+  r.endpoint = inference_endpoint(method, path);
+  exchange.call.request_id = sanitize_request_id(request_id_header);
+  if (exchange.call.request_id.empty()) exchange.call.request_id = generate_request_id();
 }
 
-void before_response(const httplib::Request& req, httplib::Response& res) {
-  if (!t_record.active) begin_request(req);  // httplib refused the request before routing
-  res.set_header(kRequestIdHeader, t_record.id);
-  if (!t_record.stream) count(res.status);
+void before_response(Exchange& exchange, int status, bool streaming) {
+  if (!streaming) count(exchange.record, status);
 }
 
-void after_response(const httplib::Request& req, const httplib::Response& res,
+void after_response(Exchange& exchange, const ResponseFacts& facts,
                     const RequestLogOptions& options) {
-  if (!t_record.active) begin_request(req);
+  auto& r = exchange.record;
   RequestLogEntry e;
-  e.id = t_record.id;
-  e.method = req.method;
-  e.path = req.path;
-  e.remote_addr = req.remote_addr;
-  e.status = res.status;
-  if (res.status >= 400 && res.get_header_value("Content-Type").starts_with("application/json")) {
-    const auto body = nlohmann::json::parse(res.body, nullptr, false);
+  e.id = exchange.call.request_id;
+  e.method = facts.method;
+  e.path = facts.path;
+  e.remote_addr = facts.remote_addr;
+  e.status = facts.status;
+  if (facts.status >= 400 && facts.content_type.starts_with("application/json")) {
+    const auto body = nlohmann::json::parse(facts.body, nullptr, false);
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
       const auto& err = body["error"];
       if (err.contains("type") && err["type"].is_string()) e.error_type = err["type"];
       if (err.contains("param") && err["param"].is_string()) e.error_param = err["param"];
     }
   }
-  if (options.capture_text) e.request_body = truncated(req.body);
-  if (t_record.stream && t_record.generation && res.status == 200) {
-    t_record.deferred = std::move(e);  // the body is still to be sent: see complete_deferred
-    t_record.deferred_options = options;
+  if (options.capture_text) e.request_body = truncated(std::string(facts.request_body));
+  if (facts.streaming && r.generation && facts.status == 200) {
+    r.deferred = std::move(e);  // the body is still to be sent: see complete_deferred
+    r.deferred_capture_text = options.capture_text;
     return;
   }
-  complete_entry(std::move(e), options);
+  complete_entry(exchange, std::move(e), options);
 }
 
 void flush_request_log(std::chrono::milliseconds timeout) {

@@ -5,16 +5,13 @@
 //
 // A request is counted when its response is complete and before its last bytes are sent, so a
 // client that has its answer sees it in /metrics: a plain response in before_response(), a
-// stream when its closing events are made (counted_stream_generation), a stream cut short in
-// after_response(). The log line is written after the response, with the full duration.
+// stream when its closing events are made (counted_stream_generation), a stream cut short when
+// it ends. The log line is written after the response, with the full duration.
 //
-// Threading: httplib runs a request's pre-routing hook, handler, content provider, post-routing
-// hook and logger on one worker thread, one request after another, so the record of the request
-// in progress lives in a thread_local slot that only that thread touches. The metrics and the
-// log sink are thread-safe.
+// State: what is gathered lives in the request's Exchange (RequestRecord), which the server
+// keeps with the response; nothing here is per thread. The metrics and the log sink are
+// thread-safe.
 #pragma once
-
-#include <httplib.h>
 
 #include <chrono>
 #include <memory>
@@ -22,9 +19,10 @@
 #include <string>
 #include <string_view>
 
+#include "http/exchange.h"
 #include "http/log_line.h"
 #include "http/streaming.h"
-#include "scheduler/generation.h"
+#include "pipeline/executor.h"
 
 namespace mmserve::http {
 
@@ -37,16 +35,15 @@ std::string sanitize_request_id(std::string_view raw);
 // A fresh random id in the UUID version 4 text form.
 std::string generate_request_id();
 
-// For route handlers, about the request on this thread.
-// The task it asked for ("text-gen", ...), once the handler knows it is a valid one.
-void note_task(std::string_view task);
-// The model serving it (the registry's name), for the log line and the metrics.
-void note_model(std::string_view model);
-// The generation serving it, its response id ("chatcmpl-...") and whether it is streamed.
-void note_generation(std::shared_ptr<scheduler::Generation> generation, std::string response_id,
-                     bool stream);
-// stream_generation(), counting the request when the stream's closing events are made.
-void counted_stream_generation(httplib::Response& res,
+// For route handlers. The task the request asked for ("text-gen", ...), once it is valid.
+void note_task(Exchange& exchange, std::string_view task);
+// What served it: the model, the executor, and for text its generation, response id
+// ("chatcmpl-...") and whether it is streamed.
+void note_submission(Exchange& exchange, const pipeline::Submission& submission,
+                     std::string response_id, bool stream);
+// stream_generation(), counting the request when the stream's closing events are made and
+// writing its line when the stream ends.
+void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
                                std::shared_ptr<scheduler::Generation> generation,
                                StreamFormat format);
 
@@ -54,11 +51,21 @@ struct RequestLogOptions {
   bool capture_text = false;  // add the request body and the generated text to the log line
 };
 
-// HttpServer's hooks: pre-routing, post-routing (just before the response is written) and the
-// logger (after it is written).
-void begin_request(const httplib::Request& req);
-void before_response(const httplib::Request& req, httplib::Response& res);
-void after_response(const httplib::Request& req, const httplib::Response& res,
+// What the server knows of the exchange once the response is out.
+struct ResponseFacts {
+  std::string_view method, path, remote_addr, request_body;
+  int status = 0;
+  std::string_view content_type, body;  // the error body, for its type and param
+  bool streaming = false;               // the body is still being sent
+};
+
+// The server's hooks. begin_request: the request id (from X-Request-Id, or a new one) into
+// exchange.call.request_id and what the log needs. before_response: just before the response
+// is written. after_response: after it is written (a stream's line waits for its end).
+void begin_request(Exchange& exchange, std::string_view method, std::string_view path,
+                   std::string_view request_id_header);
+void before_response(Exchange& exchange, int status, bool streaming);
+void after_response(Exchange& exchange, const ResponseFacts& facts,
                     const RequestLogOptions& options);
 // Waits (bounded) until every log line is written; for shutdown.
 void flush_request_log(std::chrono::milliseconds timeout);

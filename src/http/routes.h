@@ -1,34 +1,57 @@
-// Route registration, one function per API family. Handlers translate HTTP <-> scheduler
-// requests; they hold no state of their own beyond what the Runtime owns.
+// The routes of the API, one function per family, each returning its handlers. Handlers
+// translate an HTTP request into a typed call (pipeline/call.h), run it through the pipeline
+// and translate the typed result back; they hold no state of their own beyond what the
+// Runtime owns. They are written against exchange.h's types: http_server.cpp installs them on
+// cpp-httplib, a unit test can call them directly.
 #pragma once
-
-#include <httplib.h>
 
 #include <atomic>
 #include <functional>
+#include <string>
+#include <vector>
 
+#include "http/exchange.h"
+#include "pipeline/executor.h"
+#include "pipeline/pipeline.h"
 #include "runtime/runtime.h"
 
 namespace mmserve::http {
 
+// What handlers use; borrowed, outlives the server.
+struct Services {
+  runtime::Runtime& runtime;
+  const pipeline::Pipeline& pipeline;
+};
+
+using Handler = std::function<void(const ApiRequest&, ApiResponse&, Exchange&)>;
+
+struct Route {
+  const char* method;   // "GET" or "POST"
+  std::string pattern;  // a path, or a regex whose captures become ApiRequest::path_params
+  Handler handler;
+};
+
 // Runs `handler`, turning any exception into the JSON error response. Counts the request as
 // in flight while it runs.
-void guarded(httplib::Response& res, const std::function<void()>& handler);
+void guarded(ApiResponse& res, const std::function<void()>& handler);
 
 // Requests being handled or streamed right now, for the shutdown drain. Thread-safe.
 std::atomic<int>& in_flight_requests();
 
-// A fresh request id with the given prefix ("inf-", "chatcmpl-", ...).
+// A fresh response id with the given prefix ("inf-", "chatcmpl-", ...).
 std::string new_request_id(const char* prefix);
 
-// A lease on the model for the request on this thread (Runtime::acquire), noted for its log
-// line and metrics.
-runtime::ModelLease acquire_model(runtime::Runtime& runtime, runtime::Task task,
-                                  std::string_view model);
+// The call's stages and its executor (Pipeline::submit); notes the model and route for the
+// request's log line and metrics.
+pipeline::Submission submit_call(const Services& services, Exchange& exchange);
 
-void register_inference_routes(httplib::Server& server, runtime::Runtime& runtime);
-void register_openai_routes(httplib::Server& server, runtime::Runtime& runtime);
+// POST /v1/inference (inference_routes.cpp).
+std::vector<Route> inference_routes(const Services& services);
+// POST /v1/chat/completions and /v1/completions (openai_routes.cpp).
+std::vector<Route> openai_routes(const Services& services);
 // POST /v1/audio/transcriptions and /v1/audio/translations (audio_routes.cpp).
-void register_audio_routes(httplib::Server& server, runtime::Runtime& runtime);
+std::vector<Route> audio_routes(const Services& services);
+// GET /health and /ready (health_routes.cpp).
+std::vector<Route> health_routes(const Services& services);
 
 }  // namespace mmserve::http

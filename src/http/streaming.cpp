@@ -2,7 +2,6 @@
 
 #include "http/http_error.h"
 #include "http/json_output.h"
-#include "http/routes.h"
 
 namespace mmserve::http {
 
@@ -12,9 +11,9 @@ void throw_if_failed(const scheduler::GenerationOutcome& o) {
   }
 }
 
-const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
+const scheduler::GenerationOutcome& wait_for_answer(const pipeline::Call& call,
                                                     scheduler::Generation& generation) {
-  wait_while_connected(req, generation);
+  pipeline::wait_unless_cancelled(generation, *call.cancellation);
   return generation.wait();
 }
 
@@ -38,13 +37,13 @@ struct StreamState {
   bool opened = false;
 };
 
-// One call of the content provider: sends what is new. False: the client is gone.
-bool pump(StreamState& st, httplib::DataSink& sink) {
+// One call of the writer: sends what is new. False: the client is gone, or the stream ended.
+bool pump(StreamState& st, ChunkSink& sink) {
   auto send = [&](const std::string& bytes) {
     if (bytes.empty()) {
       return true;
     }
-    if (sink.write(bytes.data(), bytes.size())) {
+    if (sink.write(bytes)) {
       return true;
     }
     st.generation->cancel();  // the client went away
@@ -67,60 +66,55 @@ bool pump(StreamState& st, httplib::DataSink& sink) {
       return false;
     }
     sink.done();
+    return false;
   }
   return true;
 }
 
 // Whatever went wrong while streaming: stop the generation, send one error event, close.
-bool fail(StreamState& st, httplib::DataSink& sink, const Error& error) noexcept {
+bool fail(StreamState& st, ChunkSink& sink, const Error& error) noexcept {
   try {
     st.generation->cancel();
-    const std::string event = sse_error(error);
-    if (!sink.write(event.data(), event.size())) {
-      return false;
+    if (sink.write(sse_error(error))) {
+      sink.done();
     }
-    sink.done();
-    return true;
-  } catch (...) {
-    return false;  // httplib closes the connection
+  } catch (...) {  // the server closes the connection
   }
+  return false;
 }
 
 }  // namespace
 
-void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Generation> generation,
+void stream_generation(ApiResponse& res, std::shared_ptr<scheduler::Generation> generation,
                        StreamFormat format, std::function<void()> on_release) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // let reverse proxies pass events through
+  res.content_type = "text/event-stream";
   auto state = std::make_shared<StreamState>(
       StreamState{.generation = generation, .format = std::move(format)});
-  in_flight_requests().fetch_add(1);  // until the stream is released, however it ends
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [state](size_t, httplib::DataSink& sink) noexcept {
-        try {
-          return pump(*state, sink);
-        } catch (const Error& e) {
-          return fail(*state, sink, e);
-        } catch (const std::exception& e) {
-          return fail(*state, sink,
-                      Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
-        } catch (...) {
-          return fail(*state, sink, Error(ErrorCode::kInternal, "internal error"));
-        }
-      },
-      [generation, on_release = std::move(on_release)](bool success) noexcept {
-        if (!success) {
-          generation->cancel();
-        }
-        if (on_release) {
-          try {
-            on_release();
-          } catch (...) {  // the log line is lost; the server goes on
-          }
-        }
-        in_flight_requests().fetch_sub(1);
-      });
+  res.stream = [state](ChunkSink& sink) noexcept {
+    try {
+      return pump(*state, sink);
+    } catch (const Error& e) {
+      return fail(*state, sink, e);
+    } catch (const std::exception& e) {
+      return fail(*state, sink,
+                  Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
+    } catch (...) {
+      return fail(*state, sink, Error(ErrorCode::kInternal, "internal error"));
+    }
+  };
+  res.on_stream_end = [generation, on_release = std::move(on_release)](bool completed) noexcept {
+    if (!completed) {
+      generation->cancel();
+    }
+    if (on_release) {
+      try {
+        on_release();
+      } catch (...) {  // the log line is lost; the server goes on
+      }
+    }
+  };
 }
 
 }  // namespace mmserve::http

@@ -2,19 +2,16 @@
 //
 // Invariant of the HTTP layer: no exception ever reaches cpp-httplib. Handlers run inside
 // guarded() (routes.h), which turns any exception into the endpoint's JSON error; a stream's
-// content provider runs after the handler returned, so stream_generation() catches everything
-// itself and ends the stream with one error event (sse_error) in the API's error shape. A stream
-// that failed (deadline, engine failure, shutdown) never reports a normal finish and never sends
-// [DONE]: its last event is the error.
+// body is written after the handler returned, so stream_generation()'s writer catches
+// everything itself and ends the stream with one error event (sse_error) in the API's error
+// shape. A stream that failed (deadline, engine failure, shutdown) never reports a normal
+// finish and never sends [DONE]: its last event is the error.
 //
-// Clients that leave: a failed write (streams) or a closed connection (non-streamed waits, seen
-// through Request::is_connection_closed) cancels the generation, which frees its sequence at the
-// scheduler's next step.
+// Clients that leave: a failed write (streams) or the call's cancellation (non-streamed waits;
+// the server's probe of the connection, see pipeline::Cancellation) cancels the generation,
+// which frees its sequence at the scheduler's next step.
 #pragma once
 
-#include <httplib.h>
-
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,31 +19,18 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "http/exchange.h"
+#include "pipeline/call.h"
 #include "scheduler/generation.h"
 
 namespace mmserve::http {
-
-// How often a waiting handler asks whether its client is still connected.
-inline constexpr std::chrono::milliseconds kClientPoll{25};
 
 // A generation that ended without its answer (deadline, engine failure, shutdown, client gone)
 // becomes the typed error it carries; a normal end (stop, length) returns.
 void throw_if_failed(const scheduler::GenerationOutcome& outcome);
 
-// Waits until `job` (a Generation or a SpeechJob) has its outcome, cancelling it when the
-// client closes the connection; the caller then reads the outcome with job.wait().
-template <class Job>
-void wait_while_connected(const httplib::Request& req, Job& job) {
-  while (!job.wait_for(kClientPoll)) {
-    if (req.is_connection_closed()) {
-      job.cancel();
-      return;
-    }
-  }
-}
-
-// Waits for a non-streamed generation; cancels it when the client closes the connection.
-const scheduler::GenerationOutcome& wait_for_answer(const httplib::Request& req,
+// Waits for a non-streamed generation; cancels it when the call is cancelled (client gone).
+const scheduler::GenerationOutcome& wait_for_answer(const pipeline::Call& call,
                                                     scheduler::Generation& generation);
 
 // One SSE "data:" event holding a JSON document (serialized tolerantly, see json_output.h).
@@ -69,9 +53,9 @@ struct StreamFormat {
   std::function<std::string(const scheduler::GenerationOutcome&)> closing;
 };
 
-// `on_release`, when given, runs once on the request's worker thread after the stream ended,
-// however it ended (cpp-httplib releases the provider when the response is destroyed).
-void stream_generation(httplib::Response& res, std::shared_ptr<scheduler::Generation> generation,
+// Makes `res` the event stream of `generation`. `on_release`, when given, runs once after the
+// stream ended, however it ended, on the request's worker thread.
+void stream_generation(ApiResponse& res, std::shared_ptr<scheduler::Generation> generation,
                        StreamFormat format, std::function<void()> on_release = nullptr);
 
 }  // namespace mmserve::http

@@ -1,5 +1,5 @@
-// Fuzzes the image inputs of JSON requests: http::decode_base64 on the raw input, and
-// http::image_from_string (data URLs, bare base64, http(s) URLs) with a policy that allows no
+// Fuzzes the image inputs of JSON requests: executors::decode_base64 on the raw input, and
+// executors::image_from_string (data URLs, bare base64, http(s) URLs) with a policy that allows no
 // host.
 //
 // Invariants: nothing reaches for the network or a file (NoIoScope: a socket, connect, DNS lookup
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "fuzz_support.h"
-#include "http/image_input.h"
+#include "executors/local/image_input.h"
 #include "no_io_guard.h"
 
 namespace {
@@ -66,7 +66,7 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  mmserve::http::ImageInputPolicy policy;
+  mmserve::executors::ImageInputPolicy policy;
   policy.limits = {.max_bytes = 64 << 10, .max_pixels = 1 << 20};
   policy.allowed_hosts.clear();
   policy.fetch_timeout_seconds = 1;
@@ -74,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const auto expected = reference_base64(text);
   try {
-    const std::vector<uint8_t> bytes = mmserve::http::decode_base64(text, "image");
+    const std::vector<uint8_t> bytes = mmserve::executors::decode_base64(text, "image");
     FUZZ_CHECK(expected.has_value());
     FUZZ_CHECK(bytes == *expected);
   } catch (const mmserve::Error& e) {
@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   try {
-    const mmserve::media::Image image = mmserve::http::image_from_string(text, policy, "image");
+    const mmserve::media::Image image = mmserve::executors::image_from_string(text, policy, "image");
     FUZZ_CHECK(!starts_with_nocase(text, "http://") && !starts_with_nocase(text, "https://"));
     FUZZ_CHECK(image.width > 0 && image.height > 0);
     FUZZ_CHECK(static_cast<int64_t>(image.width) * image.height <= policy.limits.max_pixels);

@@ -18,19 +18,24 @@ struct Drained {
   bool done = false;
 };
 
-// Drives the response's content provider as cpp-httplib would, until it is done or refuses.
-Drained drain(httplib::Response& res) {
-  Drained d;
-  httplib::DataSink sink;
-  sink.write = [&](const char* data, size_t n) {
-    d.bytes.append(data, n);
+struct RecordingSink : http::ChunkSink {
+  Drained& d;
+  explicit RecordingSink(Drained& drained) : d(drained) {}
+  bool write(std::string_view bytes) override {
+    d.bytes.append(bytes);
     return true;
-  };
-  sink.is_writable = [] { return true; };
-  sink.done = [&] { d.done = true; };
+  }
+  void done() override { d.done = true; }
+};
+
+// Drives the response's stream writer as the server does, until it is done or refuses.
+Drained drain(http::ApiResponse& res) {
+  Drained d;
+  RecordingSink sink(d);
+  EXPECT_EQ(res.content_type, "text/event-stream");
   for (int calls = 0; calls < 100 && !d.done; ++calls) {
     bool more = false;
-    EXPECT_NO_THROW(more = res.content_provider_(0, 0, sink));
+    EXPECT_NO_THROW(more = res.stream(sink));
     if (!more) break;
   }
   return d;
@@ -48,7 +53,7 @@ TEST(HttpStreaming, AnExceptionWhileFormattingBecomesOneErrorEvent) {
   auto generation =
       std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
   generation->push_text("hello");
-  httplib::Response res;
+  http::ApiResponse res;
   http::stream_generation(res, generation, format_with([](std::string_view) -> std::string {
                             throw nlohmann::json::type_error::create(316, "invalid UTF-8", nullptr);
                           }));
@@ -71,7 +76,7 @@ TEST(HttpStreaming, AFailedGenerationEndsWithItsTypedErrorNotAFinish) {
   outcome.error = Error(ErrorCode::kTimeout, "the request ran past its deadline");
   generation->push_text("partial ");
   generation->finish(outcome);
-  httplib::Response res;
+  http::ApiResponse res;
   http::stream_generation(res, generation, format_with([](std::string_view t) {
                             return http::sse_event(nlohmann::json{{"text", t}});
                           }));
@@ -91,7 +96,7 @@ TEST(HttpStreaming, InvalidUtf8InAPieceIsReplacedNotThrown) {
       std::make_shared<scheduler::Generation>(scheduler::Generation::Clock::now() + 1h);
   generation->push_text("\xC0\xAF");
   generation->finish({});
-  httplib::Response res;
+  http::ApiResponse res;
   http::stream_generation(res, generation, format_with([](std::string_view t) {
                             return http::sse_event(nlohmann::json{{"text", std::string(t)}});
                           }));

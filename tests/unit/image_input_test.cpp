@@ -1,6 +1,6 @@
 // Image inputs of HTTP requests: base64 and data URLs decode, bad ones are refused naming the
 // field, and remote URLs are refused unless their host is allowed.
-#include "http/image_input.h"
+#include "executors/local/image_input.h"
 
 #include <gtest/gtest.h>
 
@@ -35,9 +35,9 @@ std::string base64(const Bytes& bytes) {
   return out;
 }
 
-std::string error_of(const std::string& value, const http::ImageInputPolicy& policy = {}) {
+std::string error_of(const std::string& value, const executors::ImageInputPolicy& policy = {}) {
   try {
-    http::image_from_string(value, policy, "messages[0].content[1].image_url.url");
+    executors::image_from_string(value, policy, "messages[0].content[1].image_url.url");
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
     EXPECT_EQ(e.field(), "messages[0].content[1].image_url.url");
@@ -53,17 +53,17 @@ TEST(ImageInput, Base64RoundTripsEveryLength) {
   for (size_t n = 0; n < 10; ++n) {
     Bytes bytes;
     for (size_t i = 0; i < n; ++i) bytes.push_back(static_cast<uint8_t>(i * 37 + 11));
-    EXPECT_EQ(http::decode_base64(base64(bytes), "f"), bytes) << n;
+    EXPECT_EQ(executors::decode_base64(base64(bytes), "f"), bytes) << n;
   }
   // Whitespace (line-wrapped base64) and missing padding are accepted; URL-safe too.
-  EXPECT_EQ(http::decode_base64("aGVs\nbG8", "f"), (Bytes{'h', 'e', 'l', 'l', 'o'}));
-  EXPECT_EQ(http::decode_base64("-_8", "f"), (Bytes{0xFB, 0xFF}));
+  EXPECT_EQ(executors::decode_base64("aGVs\nbG8", "f"), (Bytes{'h', 'e', 'l', 'l', 'o'}));
+  EXPECT_EQ(executors::decode_base64("-_8", "f"), (Bytes{0xFB, 0xFF}));
 }
 
 TEST(ImageInput, BadBase64IsRefused) {
-  EXPECT_THROW(http::decode_base64("ab$d", "f"), Error);
-  EXPECT_THROW(http::decode_base64("abcde", "f"), Error);  // a dangling 6 bits
-  EXPECT_THROW(http::decode_base64("ab=c", "f"), Error);   // data after padding
+  EXPECT_THROW(executors::decode_base64("ab$d", "f"), Error);
+  EXPECT_THROW(executors::decode_base64("abcde", "f"), Error);  // a dangling 6 bits
+  EXPECT_THROW(executors::decode_base64("ab=c", "f"), Error);   // data after padding
 }
 
 TEST(ImageInput, DataUrlsAndBareBase64Decode) {
@@ -71,7 +71,7 @@ TEST(ImageInput, DataUrlsAndBareBase64Decode) {
   const std::string b64 = base64(encode_png(img));
   for (const std::string& value : {"data:image/png;base64," + b64, "DATA:image/PNG;BASE64," + b64,
                                    b64, "data:application/octet-stream;base64," + b64}) {
-    const auto out = http::image_from_string(value, {}, "input");
+    const auto out = executors::image_from_string(value, {}, "input");
     EXPECT_EQ(out.width, 10);
     EXPECT_EQ(out.rgb, img.rgb);
   }
@@ -87,7 +87,7 @@ TEST(ImageInput, MalformedDataUrlsAreRefused) {
 }
 
 TEST(ImageInput, OversizedBase64IsRefusedBeforeDecoding) {
-  http::ImageInputPolicy policy;
+  executors::ImageInputPolicy policy;
   policy.limits.max_bytes = 1000;
   const std::string big(4000, 'A');
   EXPECT_NE(error_of(big, policy).find("--max-image-bytes"), std::string::npos);
@@ -102,7 +102,7 @@ TEST(ImageInput, RemoteUrlsAreRefusedByDefault) {
 }
 
 TEST(ImageInput, OnlyAllowedHostsAreFetched) {
-  http::ImageInputPolicy policy;
+  executors::ImageInputPolicy policy;
   policy.allowed_hosts = {"images.example.com"};
   // Another host, a look-alike, and user information that hides the real host are refused
   // without any connection being made.

@@ -1,4 +1,4 @@
-#include "http/image_input.h"
+#include "executors/local/image_input.h"
 
 #include <httplib.h>
 
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace mmserve::http {
+namespace mmserve::executors {
 namespace {
 
 [[noreturn]] void invalid(const std::string& field, const std::string& why) {
@@ -184,4 +184,4 @@ media::Image image_from_string(std::string_view value, const ImageInputPolicy& p
   return media::decode_image(bytes, policy.limits, field);
 }
 
-}  // namespace mmserve::http
+}  // namespace mmserve::executors

@@ -16,7 +16,7 @@
 #include "media/image_decoder.h"
 #include "runtime/runtime.h"
 
-namespace mmserve::http {
+namespace mmserve::executors {
 
 struct ImageInputPolicy {
   media::ImageLimits limits;
@@ -40,4 +40,4 @@ media::Image image_from_string(std::string_view value, const ImageInputPolicy& p
 media::Image image_from_bytes(std::string_view bytes, const ImageInputPolicy& policy,
                               const std::string& field);
 
-}  // namespace mmserve::http
+}  // namespace mmserve::executors

@@ -1,0 +1,55 @@
+#include "pipeline/call.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/error.h"
+
+namespace mmserve::pipeline {
+
+const char* data_class_name(DataClass data_class) {
+  switch (data_class) {
+    case DataClass::kUnspecified: return "unspecified";
+    case DataClass::kPublic: return "public";
+    case DataClass::kInternal: return "internal";
+    case DataClass::kPersonal: return "personal";
+  }
+  return "unspecified";
+}
+
+DataClass parse_data_class(std::string_view text, const std::string& field) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower.empty()) {
+    return DataClass::kUnspecified;
+  }
+  for (const auto c : {DataClass::kPublic, DataClass::kInternal, DataClass::kPersonal}) {
+    if (lower == data_class_name(c)) {
+      return c;
+    }
+  }
+  throw Error(ErrorCode::kInvalidInput,
+              field + " must be public, internal or personal, not '" +
+                  std::string(text.substr(0, 64)) + "'",
+              field);
+}
+
+bool Cancellation::requested() const {
+  return cancelled_.load() || (client_gone_ && client_gone_());
+}
+
+void Call::annotate(std::string_view stage, std::string_view key, std::string value) {
+  annotations.push_back({std::string(stage), std::string(key), std::move(value)});
+}
+
+const std::string* Call::annotation(std::string_view key) const {
+  for (auto it = annotations.rbegin(); it != annotations.rend(); ++it) {
+    if (it->key == key) {
+      return &it->value;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace mmserve::pipeline

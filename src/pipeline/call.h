@@ -1,0 +1,189 @@
+// The typed request: one call of the API, whatever endpoint it came through (/v1/inference,
+// the OpenAI-compatible routes, the Python SDK's local mode). The edge fills it in two steps:
+// its identity (request id, credentials, data-class hint, deadline, cancellation) before the
+// body is read, so that authentication runs first; then, once the body is parsed and validated,
+// what is asked (task, model, inputs, parameters). Stages read it and annotate it; an executor
+// turns it into running work (executor.h). Plain data, owned by the edge for the request's
+// lifetime; one thread at a time touches it, except its Cancellation, which is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/text_batch.h"
+#include "runtime/model_spec.h"
+
+namespace mmserve::pipeline {
+
+using Clock = std::chrono::steady_clock;
+
+// What the edge was asked to do. Stages that only concern inference (privacy routing, capture)
+// skip the others; authentication looks at every one.
+enum class Operation {
+  kInference,     // a task: text generation, image description, transcription
+  kReadModels,    // GET /v1/models
+  kManageModels,  // the admin endpoints (load, unload)
+};
+
+// The client's hint of how sensitive its data is (header X-Data-Class). The privacy router
+// treats "personal" as never leaving the machine; unspecified means "decide by the content".
+enum class DataClass { kUnspecified, kPublic, kInternal, kPersonal };
+const char* data_class_name(DataClass data_class);
+// "public", "internal" or "personal" (any case); "" is kUnspecified. Else Error(kInvalidInput)
+// naming `field`.
+DataClass parse_data_class(std::string_view text, const std::string& field);
+
+// What the client presented, unverified.
+struct Credentials {
+  std::string bearer;  // the token of "Authorization: Bearer <token>"; empty when none
+};
+
+// Who the authentication stage found the caller to be.
+struct Caller {
+  std::string id = "anonymous";  // a stable, non-secret name of the key
+  bool authenticated = false;    // a key was checked (false on a server without keys)
+  bool admin = false;            // may use the admin endpoints
+};
+
+// A request's cancellation, asked for by its client going away (the edge's probe) or by anyone
+// holding the call. Thread-safe.
+class Cancellation {
+ public:
+  Cancellation() = default;
+  // `client_gone` is polled by requested(); it must be cheap and thread-safe.
+  explicit Cancellation(std::function<bool()> client_gone) : client_gone_(std::move(client_gone)) {}
+  void cancel() { cancelled_.store(true); }
+  bool requested() const;
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  std::function<bool()> client_gone_;
+};
+
+// Waits until `job` (a scheduler::Generation or SpeechJob) has its outcome, cancelling it when
+// `cancellation` is requested; the caller then reads the outcome with job.wait().
+inline constexpr std::chrono::milliseconds kCancelPoll{25};
+template <class Job>
+void wait_unless_cancelled(Job& job, const Cancellation& cancellation) {
+  while (!job.wait_for(kCancelPoll)) {
+    if (cancellation.requested()) {
+      job.cancel();
+      return;
+    }
+  }
+}
+
+// One part of a chat message's content: text, or an image still to decode (a data URL, bare
+// base64 or an http(s) URL, checked against the fetch policy by the executor).
+struct ContentPart {
+  bool is_image = false;
+  std::string value;       // the text, or the image reference
+  std::string field;       // where it came from, for errors about the image
+  std::string type_field;  // the part's "type", for errors about its kind
+};
+
+struct Message {
+  std::string role;  // system, user or assistant
+  std::vector<ContentPart> parts;
+};
+
+// How the text of a call becomes a prompt (the rules live in one place, the local executor's
+// text_prompt.h, for the server and the SDK alike).
+enum class PromptStyle {
+  kInstruct,  // `prompt` as a user turn (after `system`) when the model has a chat template
+  kRaw,       // `prompt` as is: a plain completion
+  kChat,      // `messages` through the model's chat template (ChatML when it has none)
+};
+
+struct TextInput {
+  PromptStyle style = PromptStyle::kRaw;
+  std::string prompt;                 // kInstruct, kRaw; image-caption: what to ask
+  std::optional<std::string> system;  // kInstruct
+  std::vector<Message> messages;      // kChat
+  // Without max_tokens: this many at most (OpenAI's completions default to 16); unset: what is
+  // left of the sequence's context.
+  std::optional<int32_t> default_max_tokens;
+};
+
+// image-caption's picture, undecoded.
+struct ImageInput {
+  std::string data;  // the bytes (upload), or a data URL, bare base64 or an http(s) URL
+  bool is_bytes = false;
+  std::string field = "input";
+};
+
+// speech-transcribe's parameters.
+struct SpeechParams {
+  std::string language;  // as given; "" = detect
+  bool translate = false;
+  std::string prompt;
+  float temperature = 0;
+  bool words = false;
+  bool timestamps = false;  // also set by words
+};
+
+// The audio, undecoded (any container FFmpeg reads), and the fields errors name.
+struct AudioInput {
+  std::string data;  // the bytes (upload), or base64, bare or in a data URL
+  bool is_bytes = false;
+  std::string field = "input";
+  std::string language_field = "language";
+  std::string translate_field = "translate";
+};
+
+// What a stage noted about a call: the route it chose and why, what it found, what it counted.
+// Shown in the request log and to later stages.
+struct Annotation {
+  std::string stage;
+  std::string key;
+  std::string value;
+};
+
+struct Call {
+  // Identity: set by the edge before the body is read.
+  std::string request_id;
+  Operation operation = Operation::kInference;
+  Credentials credentials;
+  DataClass data_class = DataClass::kUnspecified;
+  Clock::time_point deadline = Clock::time_point::max();
+  std::shared_ptr<Cancellation> cancellation = std::make_shared<Cancellation>();
+
+  // Set by stages.
+  Caller caller;
+  std::string executor = "local";  // the executor that runs it; a stage may hand it elsewhere
+  std::vector<Annotation> annotations;
+
+  // What is asked: set by the edge from the validated body.
+  runtime::Task task = runtime::Task::kTextGen;
+  std::string model;  // name or alias; "" = the task's default
+  bool stream = false;
+  TextInput text;                        // text-gen, image-caption
+  std::optional<ImageInput> image;       // image-caption
+  engine::GenerationRequest generation;  // sampling, stop, max_tokens (0: not given); no prompt
+  // The path under which the endpoint's body keeps the generation parameters ("parameters" for
+  // /v1/inference, "" for the OpenAI routes): it prefixes the field of errors the engine raises.
+  std::string parameters_path;
+  std::optional<AudioInput> audio;  // speech-transcribe
+  SpeechParams speech;
+
+  void annotate(std::string_view stage, std::string_view key, std::string value);
+  // The value of the latest annotation with `key`; nullptr when none.
+  const std::string* annotation(std::string_view key) const;
+};
+
+// What a finished call used, for the stages that count (quotas, audit, capture).
+struct Usage {
+  std::string model;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double audio_seconds = 0;
+  std::optional<ErrorCode> error;  // set when it did not complete
+};
+
+}  // namespace mmserve::pipeline
