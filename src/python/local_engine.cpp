@@ -1,57 +1,35 @@
 #include "python/local_engine.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/model_locator.h"
-#include "engine/sampling.h"
+#include "executors/local/local_executor.h"
+#include "pipeline/pipeline.h"
+#include "runtime/runtime.h"
 
 namespace mmserve::python {
+
+// One loaded engine: a runtime holding the one model, and the pipeline that runs calls on it
+// (no stages: an in-process caller is already inside the trust boundary).
+struct Served {
+  explicit Served(runtime::RuntimeOptions options) : runtime(std::move(options)) {
+    pipeline.add_executor(std::make_unique<executors::LocalExecutor>(runtime));
+  }
+  runtime::Runtime runtime;
+  pipeline::Pipeline pipeline;
+};
+
 namespace {
 
 std::atomic<int> g_live{0};
-
-// Far enough that it never fires; local callers stop a request by cancelling it.
-constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
 
 void require_positive(int32_t value, const char* name, int32_t min) {
   if (value < min) {
     throw Error(ErrorCode::kInvalidInput,
                 std::string(name) + " must be at least " + std::to_string(min), name);
   }
-}
-
-// The same checks and defaults as the server's read_generation_params (http/text_params.cpp).
-engine::GenerationRequest make_request(std::vector<engine::Token> prompt, const TextOptions& o) {
-  engine::GenerationRequest r;
-  r.prompt = std::move(prompt);
-  auto& s = r.sampling;
-  if (o.temperature) s.temperature = static_cast<float>(*o.temperature);
-  if (o.top_p) s.top_p = static_cast<float>(*o.top_p);
-  if (o.min_p) s.min_p = static_cast<float>(*o.min_p);
-  if (o.repeat_penalty) s.repeat_penalty = static_cast<float>(*o.repeat_penalty);
-  if (o.top_k) {
-    if (*o.top_k < 0 || *o.top_k > INT32_MAX)
-      throw Error(ErrorCode::kInvalidInput, "top_k must be >= 0", "top_k");
-    s.top_k = static_cast<int32_t>(*o.top_k);
-  }
-  if (o.seed) s.seed = static_cast<uint32_t>(static_cast<uint64_t>(*o.seed) % 0xFFFFFFFFULL);
-  if (o.stop.size() > 16)
-    throw Error(ErrorCode::kInvalidInput, "stop allows at most 16 entries", "stop");
-  r.stop = o.stop;
-  r.ignore_eos = o.ignore_eos;
-  r.max_tokens = 0;
-  if (o.max_tokens) {
-    if (*o.max_tokens < 1 || *o.max_tokens > 1'000'000) {
-      throw Error(
-          ErrorCode::kInvalidInput,
-          "max_tokens must be between 1 and the context size, got " + std::to_string(*o.max_tokens),
-          "max_tokens");
-    }
-    r.max_tokens = static_cast<int32_t>(*o.max_tokens);
-  }
-  engine::validate(s);
-  return r;
 }
 
 }  // namespace
@@ -99,31 +77,41 @@ LocalEngine::LocalEngine(const EngineOptions& options) {
   require_positive(options.threads, "threads", 0);
   require_positive(options.ctx_size, "ctx_size", 0);
   require_positive(options.batch_size, "batch_size", 1);
-  require_positive(options.queue_size, "queue_size", 1);  // the probe below goes through it
+  require_positive(options.queue_size, "queue_size", 1);
 
-  const std::string path = locate_text_model(options.model_path);
-  auto model = engine::TextModel::load(path, {.gpu_layers = options.gpu_layers});
-  engine::BatchOptions batch;
-  batch.n_parallel = options.parallel;
-  batch.n_ctx = options.ctx_size > 0 ? options.ctx_size
-                                     : options.parallel * std::min(model->n_ctx_train(), 4096);
-  batch.n_batch = options.batch_size;
-  batch.threads = options.threads;
-  auto text = std::make_shared<scheduler::TextScheduler>(
-      std::make_unique<engine::TextBatch>(model, batch),
-      scheduler::SchedulerOptions{.queue_size = options.queue_size});
-
-  text->probe(std::chrono::duration_cast<std::chrono::milliseconds>(
-      kNoDeadline));  // as the server's readiness
-
-  info_.model_id = model->id();
-  info_.model_path = model->path();
-  info_.architecture = model->summary().architecture;
-  info_.n_ctx = batch.n_ctx;
-  info_.sequence_capacity = text->sequence_capacity();
+  runtime::ModelSpec spec;
+  spec.path = locate_text_model(options.model_path);
+  spec.name = std::filesystem::path(spec.path).stem().string();
+  spec.parallel = options.parallel;
+  spec.ctx_size = options.ctx_size;
+  spec.batch_size = options.batch_size;
+  spec.gpu_layers = options.gpu_layers;
+  spec.pinned = true;
+  runtime::RuntimeOptions ro;
+  ro.models.push_back(spec);
+  ro.registry.queue_size = options.queue_size;
+  ro.registry.threads = options.threads;
+  ro.registry.unknown_names_use_default = true;
+  auto served = std::make_shared<Served>(std::move(ro));
+  try {
+    served->runtime.load_now();  // loads the model and runs its probe, as the server's readiness
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound || e.code() == ErrorCode::kModelLoad) {
+      throw Error(e.code(), e.what(), "model");  // the SDK's option that names the file
+    }
+    throw;
+  }
+  const auto lease = served->runtime.acquire(runtime::Task::kTextGen, "");
+  const auto& text = lease->text();
+  const auto& model = text.model();
+  info_.model_id = model.id();
+  info_.model_path = model.path();
+  info_.architecture = model.summary().architecture;
+  info_.n_ctx = lease->context_cells();
+  info_.sequence_capacity = text.sequence_capacity();
   info_.parallel = options.parallel;
-  info_.has_chat_template = model->has_chat_template();
-  text_ = std::move(text);
+  info_.has_chat_template = model.has_chat_template();
+  served_ = std::move(served);
   g_live.fetch_add(1);
 }
 
@@ -136,57 +124,53 @@ int LocalEngine::live_count() {
 }
 
 void LocalEngine::close() {
-  std::shared_ptr<scheduler::TextScheduler> text;
+  std::shared_ptr<Served> served;
   {
     std::lock_guard lock(mutex_);
-    if (!text_) return;
+    if (!served_) return;
     closed_->store(true);
-    text.swap(text_);
+    served.swap(served_);
     g_live.fetch_sub(1);
   }
-  // Outside the lock: the scheduler's destructor cancels its requests and joins its thread. A
-  // submit racing with close may still hold a reference; the last one frees the model.
-  text.reset();
+  // Outside the lock: ending what runs, then the runtime's destructor frees the model and joins
+  // its scheduler. A submit racing with close may still hold a reference; the last one frees it.
+  served->runtime.begin_drain();
+  served->runtime.cancel_all();
+  served.reset();
 }
 
-std::shared_ptr<scheduler::TextScheduler> LocalEngine::scheduler() const {
+std::shared_ptr<Served> LocalEngine::served() const {
   std::lock_guard lock(mutex_);
-  if (!text_) {
+  if (!served_) {
     throw Error(ErrorCode::kModelUnavailable, "the model was closed; create a new one", "model");
   }
-  return text_;
+  return served_;
 }
 
 EngineInfo LocalEngine::info() const {
-  scheduler();  // throws once closed
+  served();  // throws once closed
   return info_;
 }
 
-std::unique_ptr<Completion> LocalEngine::submit(std::shared_ptr<scheduler::TextScheduler> text,
-                                                std::vector<engine::Token> prompt,
-                                                const TextOptions& options) {
-  engine::GenerationRequest request = make_request(std::move(prompt), options);
-  auto generation =
-      text->submit(std::move(request), scheduler::Generation::Clock::now() + kNoDeadline);
-  return std::make_unique<Completion>(std::move(generation), closed_);
+std::unique_ptr<Completion> LocalEngine::submit(pipeline::Call call, const TextOptions& options) {
+  pipeline::apply_generation_params(options, "", call.generation);
+  const auto served = this->served();
+  call.task = runtime::Task::kTextGen;
+  call.executor = served->pipeline.default_executor();
+  const pipeline::Submission s = served->pipeline.submit(call);
+  // The Completion keeps the mailbox only: close() must be able to free the model under it.
+  return std::make_unique<Completion>(s.generation, closed_);
 }
 
 std::unique_ptr<Completion> LocalEngine::submit_text(const std::string& input, bool raw,
                                                      const std::optional<std::string>& system,
                                                      const TextOptions& options) {
   if (input.empty()) throw Error(ErrorCode::kInvalidInput, "the prompt is empty", "prompt");
-  auto text = scheduler();
-  const auto& model = text->model();
-  std::vector<engine::Token> prompt;
-  if (model.has_chat_template() && !raw) {
-    std::vector<engine::ChatMessage> messages;
-    if (system) messages.push_back({"system", *system});
-    messages.push_back({"user", input});
-    prompt = model.tokenize(model.apply_chat_template(messages), true, true);
-  } else {
-    prompt = model.tokenize(input, true, false);
-  }
-  return submit(std::move(text), std::move(prompt), options);
+  pipeline::Call call;
+  call.text.style = raw ? pipeline::PromptStyle::kRaw : pipeline::PromptStyle::kInstruct;
+  call.text.prompt = input;
+  call.text.system = system;
+  return submit(std::move(call), options);
 }
 
 std::unique_ptr<Completion> LocalEngine::submit_chat(
@@ -194,10 +178,12 @@ std::unique_ptr<Completion> LocalEngine::submit_chat(
   if (messages.empty()) {
     throw Error(ErrorCode::kInvalidInput, "messages must be a non-empty list", "messages");
   }
-  auto text = scheduler();
-  const auto& model = text->model();
-  auto prompt = model.tokenize(model.apply_chat_template(messages, "chatml"), true, true);
-  return submit(std::move(text), std::move(prompt), options);
+  pipeline::Call call;
+  call.text.style = pipeline::PromptStyle::kChat;
+  for (const auto& m : messages) {
+    call.text.messages.push_back({.role = m.role, .parts = {{.value = m.content}}});
+  }
+  return submit(std::move(call), options);
 }
 
 }  // namespace mmserve::python

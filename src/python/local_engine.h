@@ -1,12 +1,13 @@
 // The Python SDK's local mode in C++: one text model served in-process, without HTTP.
 //
-// LocalEngine is the server's text path minus the network: the same TextModel, the same
-// continuous-batching TextScheduler (its own thread, bounded queue, one shared TextBatch), and the
-// same request rules as POST /v1/inference and /v1/chat/completions (chat template handling,
-// default max_tokens = what is left of one sequence's context, range checks), so both SDK modes
-// give the same output for the same request. It knows nothing of Python; module.cpp binds it.
+// LocalEngine is the server's path minus the network: the same runtime (model registry, the
+// model's continuous-batching scheduler), and the same typed call (pipeline/call.h) run by the
+// same local executor (executors/local/), its parameters checked by the same rules
+// (pipeline/generation_params.h). Nothing of the server's request rules is copied here (chat
+// templates, default max_tokens, ranges), so both SDK modes give the same output for the same
+// request. It knows nothing of Python; module.cpp binds it.
 //
-// Ownership: LocalEngine owns the scheduler, which owns the TextBatch and the TextModel. close()
+// Ownership: LocalEngine owns its runtime, which owns the model and its scheduler. close()
 // releases them; a Completion in flight is cancelled and keeps only its own mailbox alive.
 // Threading: every method of LocalEngine and Completion is thread-safe. Completion::next and
 // wait block; call them without holding locks others need (the binding releases the GIL).
@@ -21,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/text_batch.h"
 #include "engine/text_model.h"
+#include "pipeline/call.h"
+#include "pipeline/generation_params.h"
 #include "scheduler/generation.h"
-#include "scheduler/text_scheduler.h"
 
 namespace mmserve::python {
 
@@ -39,18 +40,8 @@ struct EngineOptions {
 };
 
 // Sampling and length options of one request; unset fields take the engine's defaults, exactly
-// as a missing JSON parameter does on the server.
-struct TextOptions {
-  std::optional<int64_t> max_tokens;  // default: what is left of the sequence's context
-  std::optional<double> temperature;
-  std::optional<int64_t> top_k;
-  std::optional<double> top_p;
-  std::optional<double> min_p;
-  std::optional<double> repeat_penalty;
-  std::optional<int64_t> seed;
-  std::vector<std::string> stop;
-  bool ignore_eos = false;
-};
+// as a missing JSON parameter does on the server (the same type the server reads them into).
+using TextOptions = pipeline::GenerationParams;
 
 struct EngineInfo {
   std::string model_id;
@@ -92,6 +83,8 @@ class Completion {
   std::shared_ptr<const std::atomic<bool>> engine_closed_;
 };
 
+struct Served;  // the runtime and the pipeline of one loaded engine
+
 class LocalEngine {
  public:
   // Locates and loads the model, creates the batch and scheduler, and runs a one-token probe
@@ -104,12 +97,12 @@ class LocalEngine {
 
   EngineInfo info() const;  // throws Error(kModelUnavailable) once closed
 
-  // Text generation as POST /v1/inference task "text-gen": a model with a chat template gets
-  // `input` as a user message (after `system` when given) unless `raw`; one without, as is.
+  // Text generation as POST /v1/inference task "text-gen" (pipeline::PromptStyle::kInstruct,
+  // or kRaw when `raw`).
   std::unique_ptr<Completion> submit_text(const std::string& input, bool raw,
                                           const std::optional<std::string>& system,
                                           const TextOptions& options);
-  // Chat as POST /v1/chat/completions: the model's chat template, ChatML when it has none.
+  // Chat as POST /v1/chat/completions (pipeline::PromptStyle::kChat).
   std::unique_ptr<Completion> submit_chat(const std::vector<engine::ChatMessage>& messages,
                                           const TextOptions& options);
 
@@ -122,12 +115,12 @@ class LocalEngine {
   static int live_count();
 
  private:
-  std::shared_ptr<scheduler::TextScheduler> scheduler() const;
-  std::unique_ptr<Completion> submit(std::shared_ptr<scheduler::TextScheduler> text,
-                                     std::vector<engine::Token> prompt, const TextOptions& options);
+  std::shared_ptr<Served> served() const;
+  // Checks the options, runs the call through the pipeline and returns its Completion.
+  std::unique_ptr<Completion> submit(pipeline::Call call, const TextOptions& options);
 
   mutable std::mutex mutex_;
-  std::shared_ptr<scheduler::TextScheduler> text_;  // guarded by mutex_; null once closed
+  std::shared_ptr<Served> served_;  // guarded by mutex_; null once closed
   std::shared_ptr<std::atomic<bool>> closed_ = std::make_shared<std::atomic<bool>>(false);
   EngineInfo info_;  // immutable after construction
 };

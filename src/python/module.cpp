@@ -102,15 +102,15 @@ mmserve::python::TextOptions text_options(std::optional<int64_t> max_tokens,
                                           std::optional<double> repeat_penalty,
                                           std::optional<int64_t> seed,
                                           std::vector<std::string> stop, bool ignore_eos) {
-  return {.max_tokens = max_tokens,
-          .temperature = temperature,
-          .top_k = top_k,
+  return {.temperature = temperature,
           .top_p = top_p,
           .min_p = min_p,
           .repeat_penalty = repeat_penalty,
+          .top_k = top_k,
           .seed = seed,
           .stop = std::move(stop),
-          .ignore_eos = ignore_eos};
+          .ignore_eos = ignore_eos,
+          .max_tokens = max_tokens};
 }
 
 #define MMSERVE_TEXT_OPTION_ARGS                                                               \

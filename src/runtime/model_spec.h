@@ -30,6 +30,7 @@ struct ModelSpec {
   int32_t parallel = 4;
   int32_t ctx_size = 0;  // 0 = parallel x min(training context, 4096)
   int32_t batch_size = 512;
+  int32_t gpu_layers = -1;  // layers offloaded to a GPU when there is one; -1 = all, 0 = none
   // speech:
   int32_t speech_parallel = 2;
   int32_t threads = 0;  // 0 = the server's split of --threads (runtime.h)

@@ -13,8 +13,8 @@ namespace mmserve::runtime {
 namespace {
 
 const std::set<std::string, std::less<>> kTextKeys = {
-    "name",     "aliases",    "kind",    "path",   "mmproj", "parallel",
-    "ctx_size", "batch_size", "threads", "pinned", "preload"};
+    "name",     "aliases",    "kind",       "path",    "mmproj", "parallel",
+    "ctx_size", "batch_size", "gpu_layers", "threads", "pinned", "preload"};
 const std::set<std::string, std::less<>> kSpeechKeys = {
     "name", "aliases", "kind", "path", "vad", "parallel", "threads", "pinned", "preload"};
 
@@ -140,6 +140,7 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
     spec.parallel = int_key(t, w, "parallel", spec.parallel, 1, 256);
     spec.ctx_size = int_key(t, w, "ctx_size", defaults.ctx_size, 0, 1 << 24);
     spec.batch_size = int_key(t, w, "batch_size", spec.batch_size, 1, 1 << 16);
+    spec.gpu_layers = int_key(t, w, "gpu_layers", spec.gpu_layers, -1, 1 << 16);
   } else {
     spec.vad_path = resolved(string_key(t, w, "vad", false), base);
     spec.speech_parallel = int_key(t, w, "parallel", spec.speech_parallel, 1, 64);

@@ -133,10 +133,11 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
     observe_speech_metrics(*served->speech_);
     served->speech_model_ = std::move(model);
   } else {
-    auto model = engine::TextModel::load(spec.path);
+    auto model = engine::TextModel::load(spec.path, {.gpu_layers = spec.gpu_layers});
     engine::BatchOptions batch;
     batch.n_parallel = std::max(1, spec.parallel);
-    batch.n_ctx = context_cells(spec, model->n_ctx_train());
+    batch.n_ctx = runtime::context_cells(spec, model->n_ctx_train());
+    served->context_cells_ = batch.n_ctx;
     batch.n_batch = spec.batch_size;
     batch.threads = threads;
     std::shared_ptr<engine::VisionModel> vision;

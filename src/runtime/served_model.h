@@ -54,6 +54,8 @@ class ServedModel {
   // Requests running or waiting on it now.
   bool busy() const;
   int64_t memory_bytes() const { return memory_bytes_; }  // estimate_model_bytes
+  // A text model's KV cells, shared by its parallel sequences; 0 for speech.
+  int32_t context_cells() const { return context_cells_; }
   double load_seconds() const { return load_seconds_; }
   std::chrono::system_clock::time_point loaded_at() const { return loaded_at_; }
 
@@ -69,6 +71,7 @@ class ServedModel {
   std::unique_ptr<scheduler::SpeechScheduler> speech_;
   std::shared_ptr<const engine::SpeechModel> speech_model_;
   int64_t memory_bytes_ = 0;
+  int32_t context_cells_ = 0;
   double load_seconds_ = 0;
   std::chrono::system_clock::time_point loaded_at_{};
 };
