@@ -17,6 +17,8 @@ struct RequestLogEntry {
   double duration_ms = 0;
   std::string endpoint, route, task;  // endpoint empty: not an inference request
   std::string model;                  // empty: failed before a model was chosen
+  std::string caller;                 // who the authentication stage found (never the key)
+  std::string data_class;             // the client's X-Data-Class hint; empty: none given
   std::string error_type, error_param;
   struct Generation {
     std::string response_id;

@@ -129,6 +129,10 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
     e.route = rec.route.empty() ? "local" : rec.route;
     e.task = task_label(rec);
     e.model = rec.model;
+    e.caller = ex.call.caller.id;
+    if (ex.call.data_class != pipeline::DataClass::kUnspecified) {
+      e.data_class = pipeline::data_class_name(ex.call.data_class);
+    }
   }
   e.duration_ms = seconds_since(rec.start) * 1000;
   rec.generation.reset();
