@@ -69,7 +69,9 @@ void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& 
       try {
         size_t used = 0;
         t = std::stod(value, &used);
-        if (used != value.size()) t = -1;
+        if (used != value.size()) {
+          t = -1;
+        }
       } catch (const std::exception&) {
       }
       args.temperature = checked_speech_temperature(t, "temperature");
@@ -154,7 +156,9 @@ void answer_speech_inference(const Services& services, Exchange& ex, ApiResponse
                {{"queue_ms", o.queue_ms}, {"process_ms", o.process_ms}, {"windows", o.windows}}}};
   if (args.timestamps) {
     Json segments = Json::array();
-    for (const auto& s : o.transcript.segments) segments.push_back(segment_json(s, args.words));
+    for (const auto& s : o.transcript.segments) {
+      segments.push_back(segment_json(s, args.words));
+    }
     out["segments"] = std::move(segments);
   }
   write_json(res, out);

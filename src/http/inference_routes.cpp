@@ -29,7 +29,9 @@ struct InferenceInput {
 };
 
 InferenceInput read_input(const ApiRequest& req) {
-  if (!req.multipart) return {parse_json_object(std::string(req.body)), std::nullopt};
+  if (!req.multipart) {
+    return {parse_json_object(std::string(req.body)), std::nullopt};
+  }
   InferenceInput in{Json::object(), std::nullopt};
   const auto set_upload = [&](const std::string& name, std::string_view content) {
     if (in.upload || in.body.contains("input")) {
@@ -38,7 +40,9 @@ InferenceInput read_input(const ApiRequest& req) {
     in.upload = std::string(content);
   };
   const auto text_field = [&](const std::string& name, std::string_view content) {
-    if (name == "image" || name == "file") return set_upload(name, content);
+    if (name == "image" || name == "file") {
+      return set_upload(name, content);
+    }
     if (in.body.contains(name) || (name == "input" && in.upload)) {
       throw Error(ErrorCode::kInvalidInput, "form field '" + name + "' is given twice", name);
     }

@@ -122,7 +122,9 @@ Json legacy_logprobs(const engine::SequenceResult& r) {
     tokens.push_back(sanitize_utf8(t.piece));
     token_logprobs.push_back(t.logprob);
     Json alternatives = Json::object();
-    for (const auto& [piece, lp] : t.top) alternatives[sanitize_utf8(piece)] = lp;
+    for (const auto& [piece, lp] : t.top) {
+      alternatives[sanitize_utf8(piece)] = lp;
+    }
     top.push_back(alternatives);
     offsets.push_back(offset);
     offset += t.piece.size();
@@ -157,7 +159,9 @@ void completions(const Services& services, const ApiRequest& req, ApiResponse& r
                 {"model", p.model},
                 {"choices", Json::array({choice(o.result.text, openai_finish_reason(o.result))})},
                 {"usage", usage_json(o.result)}};
-    if (!o.result.logprobs.empty()) out["choices"][0]["logprobs"] = legacy_logprobs(o.result);
+    if (!o.result.logprobs.empty()) {
+      out["choices"][0]["logprobs"] = legacy_logprobs(o.result);
+    }
     write_json(res, out);
     return;
   }
@@ -179,7 +183,9 @@ void completions(const Services& services, const ApiRequest& req, ApiResponse& r
        .closing =
            [event, choice, usage = include_usage](const scheduler::GenerationOutcome& o) {
              Json last = event(Json::array({choice("", openai_finish_reason(o.result))}));
-             if (usage) last["usage"] = usage_json(o.result);
+             if (usage) {
+               last["usage"] = usage_json(o.result);
+             }
              return sse_event(last) + sse_done();
            }});
 }

@@ -25,16 +25,22 @@ constexpr auto kCancelWait = std::chrono::seconds(2);
 // The inference endpoints: they are what mmserve_requests_total counts (probes, scrapes and
 // unknown paths are only logged). A fixed list keeps label values bounded.
 std::string_view inference_endpoint(std::string_view method, std::string_view path) {
-  if (method != "POST") return {};
+  if (method != "POST") {
+    return {};
+  }
   for (const std::string_view known : {"/v1/inference", "/v1/chat/completions", "/v1/completions",
                                        "/v1/audio/transcriptions", "/v1/audio/translations"}) {
-    if (path == known) return known;
+    if (path == known) {
+      return known;
+    }
   }
   return {};
 }
 
 std::string task_label(const RequestRecord& r) {
-  if (!r.task.empty()) return r.task;
+  if (!r.task.empty()) {
+    return r.task;
+  }
   // The OpenAI endpoints generate text; /v1/inference names its task, "none" when it did not.
   return r.endpoint == "/v1/inference" ? "none" : "text-gen";
 }
@@ -45,16 +51,22 @@ double seconds_since(Clock::time_point t) {
 
 // Counts the request, once.
 void count(RequestRecord& r, int status) {
-  if (r.counted) return;
+  if (r.counted) {
+    return;
+  }
   r.counted = true;
-  if (r.endpoint.empty()) return;
+  if (r.endpoint.empty()) {
+    return;
+  }
   metrics::server_metrics().record_request(task_label(r), r.model, r.endpoint,
                                            r.route.empty() ? "local" : r.route, status,
                                            seconds_since(r.start));
 }
 
 std::string truncated(const std::string& text) {
-  if (text.size() <= kMaxCapturedBytes) return text;
+  if (text.size() <= kMaxCapturedBytes) {
+    return text;
+  }
   return text.substr(0, kMaxCapturedBytes) + "...[" +
          std::to_string(text.size() - kMaxCapturedBytes) + " more bytes]";
 }
@@ -72,7 +84,9 @@ pipeline::Usage usage_of(const RequestRecord& r) {
     const auto& o = r.generation->wait();
     u.prompt_tokens = o.result.prompt_tokens;
     u.completion_tokens = o.result.completion_tokens;
-    if (o.error) u.error = o.error->code();
+    if (o.error) {
+      u.error = o.error->code();
+    }
   } else if (r.speech) {
     if (!r.speech->finished()) {
       u.error = ErrorCode::kCancelled;
@@ -80,7 +94,9 @@ pipeline::Usage usage_of(const RequestRecord& r) {
     }
     const auto& o = r.speech->wait();
     u.audio_seconds = o.transcript.duration;
-    if (o.error) u.error = o.error->code();
+    if (o.error) {
+      u.error = o.error->code();
+    }
   }
   return u;
 }
@@ -96,8 +112,9 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
       g->cancel();
       const auto until = Clock::now() + kCancelWait;
       bool finished = false;
-      while (!finished && Clock::now() < until)
+      while (!finished && Clock::now() < until) {
         g->take_text(std::chrono::milliseconds(20), finished);
+      }
     }
     RequestLogEntry::Generation gen;
     gen.response_id = rec.response_id;
@@ -108,12 +125,16 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
       gen.finish_reason =
           o.error ? error_code_name(o.error->code()) : engine::finish_reason_name(r.reason);
       gen.queue_ms = o.queue_ms;
-      if (r.completion_tokens > 0) gen.ttft_ms = o.queue_ms + r.prompt_ms;
+      if (r.completion_tokens > 0) {
+        gen.ttft_ms = o.queue_ms + r.prompt_ms;
+      }
       gen.generate_ms = r.generate_ms;
       gen.prompt_tokens = r.prompt_tokens;
       gen.cached_prompt_tokens = r.cached_prompt_tokens;
       gen.completion_tokens = r.completion_tokens;
-      if (options.capture_text) e.output = truncated(r.text);
+      if (options.capture_text) {
+        e.output = truncated(r.text);
+      }
     } else {
       gen.finish_reason = "unknown";
     }
@@ -143,7 +164,9 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
 }
 
 void complete_deferred(Exchange& ex, const RequestLogOptions& options) {
-  if (!ex.record.deferred) return;
+  if (!ex.record.deferred) {
+    return;
+  }
   RequestLogEntry e = std::move(*ex.record.deferred);
   ex.record.deferred.reset();
   complete_entry(ex, std::move(e), options);
@@ -154,10 +177,14 @@ void complete_deferred(Exchange& ex, const RequestLogOptions& options) {
 std::string sanitize_request_id(std::string_view raw) {
   std::string out;
   for (const char c : raw) {
-    if (out.size() >= kMaxRequestIdLength) break;
+    if (out.size() >= kMaxRequestIdLength) {
+      break;
+    }
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '.' || c == ':';
-    if (ok) out += c;
+    if (ok) {
+      out += c;
+    }
   }
   return out;
 }
@@ -205,12 +232,15 @@ void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiRes
   format.closing = [weak,
                     closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
     std::string bytes = closing(o);
-    if (const auto ex = weak.lock()) count(ex->record, 200);  // its headers went out with 200
+    if (const auto ex = weak.lock()) {
+      count(ex->record, 200);  // its headers went out with 200
+    }
     return bytes;
   };
   stream_generation(res, std::move(generation), std::move(format), [weak] {
-    if (const auto ex = weak.lock())
+    if (const auto ex = weak.lock()) {
       complete_deferred(*ex, {.capture_text = ex->record.deferred_capture_text});
+    }
   });
 }
 
@@ -220,11 +250,15 @@ void begin_request(Exchange& exchange, std::string_view method, std::string_view
   r.start = Clock::now();
   r.endpoint = inference_endpoint(method, path);
   exchange.call.request_id = sanitize_request_id(request_id_header);
-  if (exchange.call.request_id.empty()) exchange.call.request_id = generate_request_id();
+  if (exchange.call.request_id.empty()) {
+    exchange.call.request_id = generate_request_id();
+  }
 }
 
 void before_response(Exchange& exchange, int status, bool streaming) {
-  if (!streaming) count(exchange.record, status);
+  if (!streaming) {
+    count(exchange.record, status);
+  }
 }
 
 void after_response(Exchange& exchange, const ResponseFacts& facts,
@@ -240,11 +274,17 @@ void after_response(Exchange& exchange, const ResponseFacts& facts,
     const auto body = nlohmann::json::parse(facts.body, nullptr, false);
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
       const auto& err = body["error"];
-      if (err.contains("type") && err["type"].is_string()) e.error_type = err["type"];
-      if (err.contains("param") && err["param"].is_string()) e.error_param = err["param"];
+      if (err.contains("type") && err["type"].is_string()) {
+        e.error_type = err["type"];
+      }
+      if (err.contains("param") && err["param"].is_string()) {
+        e.error_param = err["param"];
+      }
     }
   }
-  if (options.capture_text) e.request_body = truncated(std::string(facts.request_body));
+  if (options.capture_text) {
+    e.request_body = truncated(std::string(facts.request_body));
+  }
   if (facts.streaming && r.generation && facts.status == 200) {
     r.deferred = std::move(e);  // the body is still to be sent: see complete_deferred
     r.deferred_capture_text = options.capture_text;

@@ -85,7 +85,7 @@ bool fail(StreamState& st, ChunkSink& sink, const Error& error) noexcept {
 
 }  // namespace
 
-void stream_generation(ApiResponse& res, std::shared_ptr<scheduler::Generation> generation,
+void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Generation>& generation,
                        StreamFormat format, std::function<void()> on_release) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // let reverse proxies pass events through

@@ -55,7 +55,7 @@ struct StreamFormat {
 
 // Makes `res` the event stream of `generation`. `on_release`, when given, runs once after the
 // stream ended, however it ended, on the request's worker thread.
-void stream_generation(ApiResponse& res, std::shared_ptr<scheduler::Generation> generation,
+void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Generation>& generation,
                        StreamFormat format, std::function<void()> on_release = nullptr);
 
 }  // namespace mmserve::http

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ranges>
 
 #include "core/error.h"
 
@@ -44,9 +45,9 @@ void Call::annotate(std::string_view stage, std::string_view key, std::string va
 }
 
 const std::string* Call::annotation(std::string_view key) const {
-  for (auto it = annotations.rbegin(); it != annotations.rend(); ++it) {
-    if (it->key == key) {
-      return &it->value;
+  for (const auto& a : std::views::reverse(annotations)) {
+    if (a.key == key) {
+      return &a.value;
     }
   }
   return nullptr;

@@ -13,10 +13,18 @@ std::string field_path(const std::string& parent, const std::string& key) {
 void apply_generation_params(const GenerationParams& p, const std::string& path,
                              engine::GenerationRequest& r) {
   auto& s = r.sampling;
-  if (p.temperature) s.temperature = static_cast<float>(*p.temperature);
-  if (p.top_p) s.top_p = static_cast<float>(*p.top_p);
-  if (p.min_p) s.min_p = static_cast<float>(*p.min_p);
-  if (p.repeat_penalty) s.repeat_penalty = static_cast<float>(*p.repeat_penalty);
+  if (p.temperature) {
+    s.temperature = static_cast<float>(*p.temperature);
+  }
+  if (p.top_p) {
+    s.top_p = static_cast<float>(*p.top_p);
+  }
+  if (p.min_p) {
+    s.min_p = static_cast<float>(*p.min_p);
+  }
+  if (p.repeat_penalty) {
+    s.repeat_penalty = static_cast<float>(*p.repeat_penalty);
+  }
   if (p.top_k) {
     if (*p.top_k < 0 || *p.top_k > std::numeric_limits<int32_t>::max()) {
       throw Error(ErrorCode::kInvalidInput, "top_k must be >= 0", field_path(path, "top_k"));

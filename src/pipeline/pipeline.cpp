@@ -1,5 +1,7 @@
 #include "pipeline/pipeline.h"
 
+#include <ranges>
+
 #include "core/error.h"
 
 namespace mmserve::pipeline {
@@ -36,8 +38,8 @@ Submission Pipeline::submit(Call& call) const {
 }
 
 void Pipeline::finish(const Call& call, const Usage& usage) const noexcept {
-  for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) {
-    (*it)->on_finish(call, usage);
+  for (const auto& stage : std::views::reverse(stages_)) {
+    stage->on_finish(call, usage);
   }
 }
 

@@ -39,7 +39,9 @@ Completion::Completion(std::shared_ptr<scheduler::Generation> generation,
     : generation_(std::move(generation)), engine_closed_(std::move(engine_closed)) {}
 
 Completion::~Completion() {
-  if (!generation_->finished()) generation_->cancel();
+  if (!generation_->finished()) {
+    generation_->cancel();
+  }
 }
 
 std::string Completion::next(std::chrono::milliseconds wait, bool& finished) {
@@ -127,7 +129,9 @@ void LocalEngine::close() {
   std::shared_ptr<Served> served;
   {
     std::lock_guard lock(mutex_);
-    if (!served_) return;
+    if (!served_) {
+      return;
+    }
     closed_->store(true);
     served.swap(served_);
     g_live.fetch_sub(1);
@@ -165,7 +169,9 @@ std::unique_ptr<Completion> LocalEngine::submit(pipeline::Call call, const TextO
 std::unique_ptr<Completion> LocalEngine::submit_text(const std::string& input, bool raw,
                                                      const std::optional<std::string>& system,
                                                      const TextOptions& options) {
-  if (input.empty()) throw Error(ErrorCode::kInvalidInput, "the prompt is empty", "prompt");
+  if (input.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "the prompt is empty", "prompt");
+  }
   pipeline::Call call;
   call.text.style = raw ? pipeline::PromptStyle::kRaw : pipeline::PromptStyle::kInstruct;
   call.text.prompt = input;
