@@ -4,21 +4,21 @@
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
+
+#include "core/thread_annotations.h"
 
 namespace mmserve::http {
 
 struct LogSink::State {
   const int fd;
   const size_t capacity;
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::deque<std::string> queue;  // guarded by mutex
-  bool writing = false;           // a line is being written; guarded by mutex
-  bool closed = false;            // the LogSink is gone; guarded by mutex
+  Mutex mutex;
+  CondVar changed;
+  std::deque<std::string> queue GUARDED_BY(mutex);
+  bool writing GUARDED_BY(mutex) = false;  // a line is being written
+  bool closed GUARDED_BY(mutex) = false;   // the LogSink is gone
   std::atomic<uint64_t> dropped{0};
 
   State(int f, size_t c) : fd(f), capacity(c) {}
@@ -34,9 +34,11 @@ struct LogSink::State {
   }
 
   static void run(const std::shared_ptr<State>& self) {
-    std::unique_lock lock(self->mutex);
+    MutexLock lock(self->mutex);
     for (;;) {
-      self->changed.wait(lock, [&] { return !self->queue.empty() || self->closed; });
+      while (self->queue.empty() && !self->closed) {
+        self->changed.wait(self->mutex);
+      }
       if (self->queue.empty()) return;  // closed and drained
       // Take everything waiting and write it with as few system calls as possible.
       std::string batch;
@@ -60,7 +62,7 @@ LogSink::LogSink(int fd, size_t capacity) : state_(std::make_shared<State>(fd, c
 
 LogSink::~LogSink() {
   {
-    std::lock_guard lock(state_->mutex);
+    MutexLock lock(state_->mutex);
     state_->closed = true;
   }
   state_->changed.notify_all();
@@ -74,7 +76,7 @@ LogSink& LogSink::standard_error() {
 void LogSink::write_line(std::string line) {
   line += '\n';
   {
-    std::lock_guard lock(state_->mutex);
+    MutexLock lock(state_->mutex);
     if (state_->queue.size() >= state_->capacity) {
       state_->dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -85,9 +87,14 @@ void LogSink::write_line(std::string line) {
 }
 
 bool LogSink::flush(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(state_->mutex);
-  return state_->changed.wait_for(lock, timeout,
-                                  [&] { return state_->queue.empty() && !state_->writing; });
+  MutexLock lock(state_->mutex);
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!(state_->queue.empty() && !state_->writing)) {
+    if (state_->changed.wait_until(state_->mutex, until) == std::cv_status::timeout) {
+      return state_->queue.empty() && !state_->writing;
+    }
+  }
+  return true;
 }
 
 uint64_t LogSink::dropped() const {

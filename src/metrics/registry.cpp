@@ -30,7 +30,7 @@ void Histogram::observe(double value, uint64_t times) {
   // "le" buckets: the first bound not below the value; past the last bound is +Inf.
   const auto bucket = static_cast<size_t>(
       std::lower_bound(bounds_->begin(), bounds_->end(), value) - bounds_->begin());
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   counts_[bucket] += times;
   sum_ += value * static_cast<double>(times);
   count_ += times;
@@ -38,7 +38,7 @@ void Histogram::observe(double value, uint64_t times) {
 
 Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   s.cumulative.reserve(counts_.size());
   uint64_t running = 0;
   for (const uint64_t c : counts_) {
@@ -111,7 +111,7 @@ void FamilyBase::render(std::string& out) const {
 
 template <>
 void Family<Counter>::render_children(std::string& out) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& [values, child] : children_) {
     out += series("", values) + ' ' + format_value(child->value()) + '\n';
   }
@@ -119,7 +119,7 @@ void Family<Counter>::render_children(std::string& out) const {
 
 template <>
 void Family<Gauge>::render_children(std::string& out) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& [values, child] : children_) {
     out += series("", values) + ' ' + format_value(child->value()) + '\n';
   }
@@ -127,7 +127,7 @@ void Family<Gauge>::render_children(std::string& out) const {
 
 template <>
 void Family<Histogram>::render_children(std::string& out) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& [values, child] : children_) {
     const auto snap = child->snapshot();
     const auto& bounds = child->bounds();
@@ -142,7 +142,7 @@ void Family<Histogram>::render_children(std::string& out) const {
 }
 
 void Registry::add(std::unique_ptr<FamilyBase> family) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& f : families_) {
     if (f->name() == family->name()) {
       throw Error(ErrorCode::kInternal, "metric " + family->name() + " is registered twice",
@@ -199,14 +199,14 @@ Family<Histogram>& Registry::histogram(const std::string& name, const std::strin
 }
 
 bool Registry::contains(const std::string& name) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return std::any_of(families_.begin(), families_.end(),
                      [&](const auto& f) { return f->name() == name; });
 }
 
 std::string Registry::render() const {
   std::string out;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& f : families_) f->render(out);
   return out;
 }

@@ -17,9 +17,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "core/thread_annotations.h"
 
 namespace mmserve::metrics {
 
@@ -67,10 +68,10 @@ class Histogram {
 
  private:
   const std::shared_ptr<const std::vector<double>> bounds_;
-  mutable std::mutex mutex_;
-  std::vector<uint64_t> counts_;  // per bucket, not cumulative; guarded by mutex_
-  double sum_ = 0;                // guarded by mutex_
-  uint64_t count_ = 0;            // guarded by mutex_
+  mutable Mutex mutex_;
+  std::vector<uint64_t> counts_ GUARDED_BY(mutex_);  // per bucket, not cumulative
+  double sum_ GUARDED_BY(mutex_) = 0;
+  uint64_t count_ GUARDED_BY(mutex_) = 0;
 };
 
 // Buckets that grow by `factor` from `start`: {start, start*factor, ...}, `count` of them.
@@ -117,14 +118,16 @@ class Family final : public FamilyBase {
   // The child for these label values (one per label name, in order), created at first use.
   Metric& labels(const std::vector<std::string>& values) {
     check_arity(values);
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     auto& child = children_[values];
-    if (!child) child = factory_();
+    if (!child) {
+      child = factory_();
+    }
     return *child;
   }
   // Drops a child (a GPU that went away); references to it become dangling.
   void remove(const std::vector<std::string>& values) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     children_.erase(values);
   }
 
@@ -132,8 +135,8 @@ class Family final : public FamilyBase {
   void render_children(std::string& out) const override;
 
   const Factory factory_;
-  mutable std::mutex mutex_;
-  std::map<std::vector<std::string>, std::unique_ptr<Metric>> children_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  std::map<std::vector<std::string>, std::unique_ptr<Metric>> children_ GUARDED_BY(mutex_);
 };
 
 // Defined in registry.cpp, one per metric type.
@@ -168,8 +171,8 @@ class Registry {
  private:
   void add(std::unique_ptr<FamilyBase> family);
 
-  mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<FamilyBase>> families_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  std::vector<std::unique_ptr<FamilyBase>> families_ GUARDED_BY(mutex_);
 };
 
 }  // namespace mmserve::metrics

@@ -181,7 +181,7 @@ void ServerMetrics::set_log_lines_dropped(uint64_t total) {
 }
 
 std::string ServerMetrics::start_gpu_metrics(const std::string& library) {
-  std::lock_guard lock(gpu_mutex_);
+  MutexLock lock(gpu_mutex_);
   if (!gpu_) {
     gpu_ = std::make_unique<GpuMetrics>(library);
     gpu_->start(registry_);
@@ -192,7 +192,7 @@ std::string ServerMetrics::start_gpu_metrics(const std::string& library) {
 std::string ServerMetrics::scrape() {
   process_.refresh();
   {
-    std::lock_guard lock(gpu_mutex_);
+    MutexLock lock(gpu_mutex_);
     if (gpu_) gpu_->refresh();
   }
   return registry_.render();

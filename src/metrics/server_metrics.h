@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/thread_annotations.h"
 #include "metrics/gpu_metrics.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
@@ -97,8 +98,8 @@ class ServerMetrics {
   Family<Gauge>& build_info_;
   Counter& log_lines_dropped_;
   ProcessMetrics process_;
-  std::mutex gpu_mutex_;
-  std::unique_ptr<GpuMetrics> gpu_;  // set once by start_gpu_metrics, guarded by gpu_mutex_
+  Mutex gpu_mutex_;
+  std::unique_ptr<GpuMetrics> gpu_ GUARDED_BY(gpu_mutex_);  // set once by start_gpu_metrics
 };
 
 // The process-wide instance.

@@ -53,7 +53,7 @@ ModelRegistry::ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions optio
 ModelRegistry::~ModelRegistry() {
   std::vector<ModelLease> models;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopped_ = true;
     for (auto& e : entries_) {
       models.push_back(std::move(e.model));
@@ -138,7 +138,7 @@ LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
 }
 
 ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   Entry* entry = nullptr;
   if (!name.empty()) {
     entry = options_.unknown_names_use_default ? entry_named_locked(name) : &find_locked(name);
@@ -158,16 +158,15 @@ ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
                     task_name(task) + "'",
                 "model");
   }
-  return lease_locked(lock, *entry, /*may_evict=*/true);
+  return lease_locked(*entry, /*may_evict=*/true);
 }
 
 ModelLease ModelRegistry::acquire_named(std::string_view name) {
-  std::unique_lock lock(mutex_);
-  return lease_locked(lock, find_locked(name), /*may_evict=*/true);
+  MutexLock lock(mutex_);
+  return lease_locked(find_locked(name), /*may_evict=*/true);
 }
 
-ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry,
-                                       bool may_evict) {
+ModelLease ModelRegistry::lease_locked(Entry& entry, bool may_evict) {
   const uint64_t failures_before = entry.failures;
   while (true) {
     if (stopped_) {
@@ -180,7 +179,7 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     if (!entry.loading) {
       break;
     }
-    loaded_cv_.wait(lock);
+    loaded_cv_.wait(mutex_);
     if (entry.failures != failures_before && !entry.model) {
       // The load this request waited for failed: it gets the same answer (429 for no room).
       throw Error(entry.last_error_code, "the model '" + entry.spec.name + "': " + entry.last_error,
@@ -193,24 +192,29 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
   std::vector<ModelLease> evicted;
   int64_t bytes = 0;
   ModelEvent failure{.kind = ModelEvent::Kind::kLoadFailed, .model = spec.name};
+  // Each MutexUnlock scope below runs without mutex_ and takes it back when it ends, also when
+  // it throws: the handler below always runs with mutex_ held.
+  ModelLease model;
   try {
-    lock.unlock();
-    bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
-    lock.lock();
+    {
+      MutexUnlock unlocked(mutex_);
+      bytes = estimate_model_bytes(spec);  // reads file headers: outside the lock
+    }
     entry.reserved_bytes = bytes;
     evicted = make_room_locked(entry, bytes, may_evict);
-    lock.unlock();
-    for (const auto& m : evicted) {
-      notify({.kind = ModelEvent::Kind::kUnloaded,
-              .model = m->name(),
-              .reason = "budget",
-              .memory_bytes = m->memory_bytes()});
+    {
+      MutexUnlock unlocked(mutex_);
+      for (const auto& m : evicted) {
+        notify({.kind = ModelEvent::Kind::kUnloaded,
+                .model = m->name(),
+                .reason = "budget",
+                .memory_bytes = m->memory_bytes()});
+      }
+      evicted.clear();  // destroyed here, outside the lock
+      LoadSettings settings = settings_for(spec);
+      settings.memory_bytes = bytes;  // the budget's figure is the model's, not a second estimate
+      model = loader_(spec, settings);
     }
-    evicted.clear();  // destroyed here, outside the lock
-    LoadSettings settings = settings_for(spec);
-    settings.memory_bytes = bytes;  // the budget's figure is the model's, not a second estimate
-    ModelLease model = loader_(spec, settings);
-    lock.lock();
     entry.model = model;
     entry.loading = false;
     entry.reserved_bytes = 0;
@@ -221,17 +225,15 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
       model->stop_accepting();
     }
     loaded_cv_.notify_all();
-    lock.unlock();
-    notify({.kind = ModelEvent::Kind::kLoaded,
-            .model = spec.name,
-            .seconds = model->load_seconds(),
-            .memory_bytes = model->memory_bytes()});
-    lock.lock();
+    {
+      MutexUnlock unlocked(mutex_);
+      notify({.kind = ModelEvent::Kind::kLoaded,
+              .model = spec.name,
+              .seconds = model->load_seconds(),
+              .memory_bytes = model->memory_bytes()});
+    }
     return model;
   } catch (const std::exception& e) {
-    if (!lock.owns_lock()) {
-      lock.lock();
-    }
     entry.loading = false;
     entry.reserved_bytes = 0;
     entry.last_error = e.what();
@@ -240,10 +242,11 @@ ModelLease ModelRegistry::lease_locked(std::unique_lock<std::mutex>& lock, Entry
     entry.failures++;
     loaded_cv_.notify_all();
     failure.reason = e.what();
-    lock.unlock();
-    evicted.clear();
-    notify(failure);
-    lock.lock();
+    {
+      MutexUnlock unlocked(mutex_);
+      evicted.clear();
+      notify(failure);
+    }
     throw;
   }
 }
@@ -252,7 +255,8 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
                                                         int64_t incoming_bytes, bool may_evict) {
   // Unloaded models that a request still holds take their memory until it ends.
   std::erase_if(retired_, [](const std::weak_ptr<ServedModel>& w) { return w.expired(); });
-  const auto in_use = [&] {
+  // Called below with mutex_ held; the annotation lets the analysis check the lambda's body.
+  const auto in_use = [&]() REQUIRES(mutex_) {
     int64_t bytes = 0;
     int32_t count = 0;
     for (const auto& e : entries_) {
@@ -334,7 +338,7 @@ ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::
   ModelLease model;
   Unloaded result;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     Entry& entry = find_locked(name);
     if (!entry.model) {
       return result;
@@ -352,17 +356,19 @@ ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::
 }
 
 void ModelRegistry::preload() {
-  for (auto& entry : entries_) {
-    if (!entry.spec.preload) {
+  // By index: entries_ is in the order of specs_ (immutable), so only the lease needs the lock.
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const ModelSpec& spec = specs_[i];
+    if (!spec.preload) {
       continue;
     }
-    std::unique_lock lock(mutex_);
+    MutexLock lock(mutex_);
     try {
-      lease_locked(lock, entry, /*may_evict=*/false);
+      lease_locked(entries_[i], /*may_evict=*/false);
     } catch (const Error& e) {
       // Preloads never unload each other: what does not fit waits for its first request.
       // A pinned model must fit.
-      if (e.code() != ErrorCode::kBusy || entry.spec.pinned) {
+      if (e.code() != ErrorCode::kBusy || spec.pinned) {
         throw;
       }
     }
@@ -370,7 +376,7 @@ void ModelRegistry::preload() {
 }
 
 std::vector<ModelStatus> ModelRegistry::list() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<ModelStatus> out;
   for (const auto& e : entries_) {
     // busy is read before the status takes its own lease.
@@ -387,7 +393,7 @@ std::vector<ModelStatus> ModelRegistry::list() const {
 }
 
 std::vector<ModelLease> ModelRegistry::loaded() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<ModelLease> out;
   for (const auto& e : entries_) {
     if (e.model) {
@@ -398,7 +404,7 @@ std::vector<ModelLease> ModelRegistry::loaded() const {
 }
 
 void ModelRegistry::stop_accepting() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   stopped_ = true;
   for (auto& e : entries_) {
     if (e.model) {
@@ -411,7 +417,7 @@ void ModelRegistry::stop_accepting() {
 void ModelRegistry::cancel_all() {
   std::vector<ModelLease> models = loaded();
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     for (const auto& w : retired_) {
       if (auto m = w.lock()) {
         models.push_back(std::move(m));

@@ -13,17 +13,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_annotations.h"
 #include "runtime/model_spec.h"
 #include "runtime/served_model.h"
 
@@ -118,28 +117,31 @@ class ModelRegistry {
     uint64_t loads = 0, unloads = 0, failures = 0;
   };
 
-  Entry* entry_named_locked(std::string_view name);  // by name or alias; null when none
-  Entry& find_locked(std::string_view name);         // Error(kNotFound) listing the names
+  // By name or alias: null when none; find_locked throws Error(kNotFound) listing the names.
+  Entry* entry_named_locked(std::string_view name) REQUIRES(mutex_);
+  Entry& find_locked(std::string_view name) REQUIRES(mutex_);
   Error not_found(std::string_view name) const;
-  Entry* default_for_locked(Task task);
-  ModelLease lease_locked(std::unique_lock<std::mutex>& lock, Entry& entry, bool may_evict);
+  Entry* default_for_locked(Task task) REQUIRES(mutex_);
+  // Returns the entry's model, waiting for or running its load (which releases mutex_ while it
+  // reads files and loads, and holds it again when it returns or throws).
+  ModelLease lease_locked(Entry& entry, bool may_evict) REQUIRES(mutex_);
   // Unloads idle, unpinned models (when `may_evict`), least recently used first, until
   // `incoming` more bytes and one more model fit, else throws Error(kBusy) having unloaded
   // nothing; returns the unloaded ones (destroyed by the caller, outside the lock).
   std::vector<ModelLease> make_room_locked(const Entry& incoming, int64_t incoming_bytes,
-                                           bool may_evict);
+                                           bool may_evict) REQUIRES(mutex_);
   LoadSettings settings_for(const ModelSpec& spec) const;
   void notify(const ModelEvent& event) const;
 
   const std::vector<ModelSpec> specs_;
   const RegistryOptions options_;
   ModelLoader loader_;
-  mutable std::mutex mutex_;
-  std::condition_variable loaded_cv_;
-  std::vector<Entry> entries_;                       // guarded by mutex_; same order as specs_
-  std::vector<std::weak_ptr<ServedModel>> retired_;  // unloaded, maybe still leased; mutex_
-  bool stopped_ = false;                             // guarded by mutex_
-  ModelEventObserver observer_;                      // set before serving
+  mutable Mutex mutex_;
+  CondVar loaded_cv_;
+  std::vector<Entry> entries_ GUARDED_BY(mutex_);                       // same order as specs_
+  std::vector<std::weak_ptr<ServedModel>> retired_ GUARDED_BY(mutex_);  // maybe still leased
+  bool stopped_ GUARDED_BY(mutex_) = false;
+  ModelEventObserver observer_;  // set before serving
 };
 
 // "8G", "512M", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024). Error(kInvalidInput,

@@ -28,7 +28,7 @@ void Runtime::start_loading() {
     try {
       load();
     } catch (const std::exception& e) {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       detail_ = e.what();
       state_.store(State::kFailed);
     }
@@ -60,7 +60,7 @@ std::string Runtime::detail() const {
     }
     case State::kDraining: return "the server is shutting down";
     case State::kFailed: {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       return detail_;
     }
   }
@@ -75,7 +75,7 @@ void Runtime::check_serving() const {
   if (state == State::kDraining) {
     throw Error(ErrorCode::kUnavailable, "the server is shutting down");
   }
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   throw Error(ErrorCode::kUnavailable,
               "not ready: " + (state == State::kFailed ? detail_ : std::string(state_name(state))));
 }

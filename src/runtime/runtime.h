@@ -14,12 +14,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "media/audio_decode.h"
 #include "media/image_decoder.h"
 #include "runtime/model_registry.h"
@@ -77,8 +77,8 @@ class Runtime {
   RuntimeOptions options_;
   ModelRegistry registry_;
   std::atomic<State> state_{State::kLoading};
-  mutable std::mutex mutex_;
-  std::string detail_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  std::string detail_ GUARDED_BY(mutex_);
   std::thread loader_;
 };
 

@@ -3,8 +3,13 @@
 namespace mmserve::scheduler {
 
 std::string Generation::take_text(std::chrono::milliseconds wait, bool& finished) {
-  std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, wait, [&] { return !pending_.empty() || outcome_.has_value(); });
+  MutexLock lock(mutex_);
+  const auto until = Clock::now() + wait;
+  while (pending_.empty() && !outcome_.has_value()) {
+    if (changed_.wait_until(mutex_, until) == std::cv_status::timeout) {
+      break;
+    }
+  }
   std::string out;
   out.swap(pending_);
   finished = outcome_.has_value();
@@ -12,24 +17,32 @@ std::string Generation::take_text(std::chrono::milliseconds wait, bool& finished
 }
 
 const GenerationOutcome& Generation::wait() {
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return outcome_.has_value(); });
+  MutexLock lock(mutex_);
+  while (!outcome_.has_value()) {
+    changed_.wait(mutex_);
+  }
   return *outcome_;
 }
 
 bool Generation::wait_for(std::chrono::milliseconds wait) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, wait, [&] { return outcome_.has_value(); });
+  MutexLock lock(mutex_);
+  const auto until = Clock::now() + wait;
+  while (!outcome_.has_value()) {
+    if (changed_.wait_until(mutex_, until) == std::cv_status::timeout) {
+      return outcome_.has_value();
+    }
+  }
+  return true;
 }
 
 bool Generation::finished() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return outcome_.has_value();
 }
 
 void Generation::push_text(std::string_view text) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     pending_.append(text);
   }
   changed_.notify_all();
@@ -37,7 +50,7 @@ void Generation::push_text(std::string_view text) {
 
 void Generation::finish(GenerationOutcome outcome) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     outcome_ = std::move(outcome);
   }
   changed_.notify_all();

@@ -7,13 +7,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "core/error.h"
+#include "core/thread_annotations.h"
 #include "engine/text_batch.h"
 
 namespace mmserve::scheduler {
@@ -56,10 +55,10 @@ class Generation {
   void finish(GenerationOutcome outcome);
 
  private:
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::string pending_;                       // guarded by mutex_
-  std::optional<GenerationOutcome> outcome_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  CondVar changed_;
+  std::string pending_ GUARDED_BY(mutex_);
+  std::optional<GenerationOutcome> outcome_ GUARDED_BY(mutex_);
   std::atomic<bool> cancelled_{false};
   const Clock::time_point deadline_;
 };

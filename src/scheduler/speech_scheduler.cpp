@@ -7,11 +7,6 @@
 
 namespace mmserve::scheduler {
 
-struct SpeechSchedulerCore {
-  std::mutex mutex;
-  std::condition_variable wake;
-};
-
 namespace {
 
 using Clock = SpeechJob::Clock;
@@ -28,21 +23,36 @@ constexpr size_t kContextTokens = 224;
 // ---- SpeechJob ----
 
 const SpeechOutcome& SpeechJob::wait() {
-  std::unique_lock lock(mutex_);
-  const bool bounded = deadline_ != Clock::time_point::max();
-  if (bounded && !changed_.wait_until(lock, deadline_, [&] { return outcome_.has_value(); })) {
-    lock.unlock();
-    expire();
-    lock.lock();
+  MutexLock lock(mutex_);
+  if (deadline_ != Clock::time_point::max()) {  // bounded: wait until the deadline, then expire
+    while (!outcome_.has_value()) {
+      if (changed_.wait_until(mutex_, deadline_) == std::cv_status::timeout) {
+        break;
+      }
+    }
+    if (!outcome_.has_value()) {
+      lock.unlock();
+      expire();
+      lock.lock();
+    }
   }
-  changed_.wait(lock, [&] { return outcome_.has_value(); });
+  while (!outcome_.has_value()) {
+    changed_.wait(mutex_);
+  }
   return *outcome_;
 }
 
 bool SpeechJob::wait_for(std::chrono::milliseconds wait) {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   const auto until = std::min(deadline_, Clock::now() + wait);
-  if (changed_.wait_until(lock, until, [&] { return outcome_.has_value(); })) return true;
+  while (!outcome_.has_value()) {
+    if (changed_.wait_until(mutex_, until) == std::cv_status::timeout) {
+      break;
+    }
+  }
+  if (outcome_.has_value()) {
+    return true;
+  }
   if (Clock::now() >= deadline_) {
     lock.unlock();
     expire();
@@ -56,7 +66,7 @@ void SpeechJob::expire() {
 }
 
 bool SpeechJob::finished() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return outcome_.has_value();
 }
 
@@ -65,23 +75,23 @@ void SpeechJob::cancel(ErrorCode why) {
   cancelled_.store(true);
   std::shared_ptr<SpeechSchedulerCore> core;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     core = core_.lock();
   }
   if (core) {
-    std::lock_guard lock(core->mutex);  // so a worker about to wait cannot miss it
+    MutexLock lock(core->mutex);  // so a worker about to wait cannot miss it
     core->wake.notify_all();
   }
 }
 
 void SpeechJob::attach(std::weak_ptr<SpeechSchedulerCore> core) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   core_ = std::move(core);
 }
 
 void SpeechJob::finish(SpeechOutcome outcome) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     outcome.timed_out = timed_out_.load();
     if (outcome.timed_out) {
       outcome.error = Error(ErrorCode::kTimeout, "the transcription ran past its deadline");
@@ -128,7 +138,7 @@ SpeechScheduler::SpeechScheduler(std::vector<std::unique_ptr<engine::WindowRunne
 
 SpeechScheduler::~SpeechScheduler() {
   {
-    std::lock_guard lock(core_->mutex);
+    MutexLock lock(core_->mutex);
     stopping_ = true;
     accepting_ = false;
   }
@@ -153,7 +163,7 @@ std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
   a->submitted = Clock::now();
   a->outcome.transcript.language = a->request.language;
   {
-    std::lock_guard lock(core_->mutex);
+    MutexLock lock(core_->mutex);
     if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
     if (queue_full_locked()) {
       throw Error(ErrorCode::kBusy, "the speech queue is full (" +
@@ -176,14 +186,14 @@ std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
 }
 
 void SpeechScheduler::stop_accepting() {
-  std::lock_guard lock(core_->mutex);
+  MutexLock lock(core_->mutex);
   accepting_ = false;
 }
 
 void SpeechScheduler::cancel_all() {
   std::vector<std::shared_ptr<SpeechJob>> jobs;
   {
-    std::lock_guard lock(core_->mutex);
+    MutexLock lock(core_->mutex);
     for (const auto& a : active_) jobs.push_back(a->job);
   }
   for (const auto& job : jobs) job->cancel(ErrorCode::kUnavailable);
@@ -193,7 +203,7 @@ void SpeechScheduler::cancel_all() {
 SpeechStats SpeechScheduler::stats() const {
   SpeechStats s;
   {
-    std::lock_guard lock(core_->mutex);
+    MutexLock lock(core_->mutex);
     s.running = running_;
     s.active = static_cast<int32_t>(active_.size());
     s.waiting = static_cast<int32_t>(
@@ -219,7 +229,7 @@ bool SpeechScheduler::queue_full_locked() const {
 }
 
 void SpeechScheduler::set_observer(SpeechObserver observer) {
-  std::lock_guard lock(core_->mutex);
+  MutexLock lock(core_->mutex);
   observer_ = std::move(observer);
 }
 
@@ -257,7 +267,7 @@ void SpeechScheduler::finish(Active& a) {
   if (o.cancelled) cancelled_.fetch_add(1);
   SpeechObserver observer;
   {
-    std::lock_guard lock(core_->mutex);
+    MutexLock lock(core_->mutex);
     observer = observer_;
   }
   if (observer) observer(o);
@@ -278,7 +288,7 @@ int32_t SpeechScheduler::threads_for_window_locked() const {
 }
 
 void SpeechScheduler::reap() {
-  std::unique_lock lock(core_->mutex);
+  MutexLock lock(core_->mutex);
   for (;;) {
     std::vector<std::shared_ptr<Active>> dropped;
     pick_locked(dropped);
@@ -290,12 +300,12 @@ void SpeechScheduler::reap() {
       continue;
     }
     if (stopping_ && active_.empty()) return;
-    core_->wake.wait(lock);
+    core_->wake.wait(core_->mutex);
   }
 }
 
 void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
-  std::unique_lock lock(core_->mutex);
+  MutexLock lock(core_->mutex);
   for (;;) {
     // The idle worker that ran last takes the next window: its ggml (OpenMP) threads and its
     // state's buffers are warm. Handing work to whichever wakes first made back-to-back
@@ -314,7 +324,7 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     if (picked == nullptr) {
       if (stopping_ && active_.empty()) return;
       if (idle_at == idle_.end()) idle_.push_back(index);
-      core_->wake.wait(lock);
+      core_->wake.wait(core_->mutex);
       continue;
     }
     std::erase(idle_, index);

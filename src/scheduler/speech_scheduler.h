@@ -25,17 +25,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_annotations.h"
 #include "engine/speech_model.h"
 #include "engine/speech_state.h"
 #include "engine/speech_transcript.h"
@@ -65,7 +64,13 @@ struct SpeechOutcome {
   std::optional<Error> error;
 };
 
-struct SpeechSchedulerCore;  // the mutex and condition variable jobs wake
+// The scheduler's mutex and the condition variable its workers wait on, shared with its jobs
+// (a job's cancel wakes the workers). Defined here so that the scheduler's members can say they
+// are GUARDED_BY(core_->mutex).
+struct SpeechSchedulerCore {
+  Mutex mutex;
+  CondVar wake;
+};
 
 class SpeechJob {
  public:
@@ -89,13 +94,13 @@ class SpeechJob {
   void attach(std::weak_ptr<SpeechSchedulerCore> core);
 
  private:
-  // The deadline passed: cancel, and report timed_out. Call without mutex_ held.
-  void expire();
+  // The deadline passed: cancel, and report timed_out.
+  void expire() EXCLUDES(mutex_);
 
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::optional<SpeechOutcome> outcome_;     // guarded by mutex_
-  std::weak_ptr<SpeechSchedulerCore> core_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  CondVar changed_;
+  std::optional<SpeechOutcome> outcome_ GUARDED_BY(mutex_);
+  std::weak_ptr<SpeechSchedulerCore> core_ GUARDED_BY(mutex_);
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> timed_out_{false};
   std::atomic<ErrorCode> cancel_reason_{ErrorCode::kCancelled};
@@ -147,27 +152,27 @@ class SpeechScheduler {
 
   void work(engine::WindowRunner& runner, size_t index);
   // Threads for a window starting now (see the class comment).
-  int32_t threads_for_window_locked() const;
-  // Under the lock: a request submitted now would be refused (kBusy).
-  bool queue_full_locked() const;
+  int32_t threads_for_window_locked() const REQUIRES(core_->mutex);
+  // A request submitted now would be refused (kBusy).
+  bool queue_full_locked() const REQUIRES(core_->mutex);
   // Finishes requests cancelled while queued, even when every state is busy.
   void reap();
-  // Under the lock: the next window to run, or null. Finishes jobs cancelled while waiting.
-  Active* pick_locked(std::vector<std::shared_ptr<Active>>& finished);
-  void finish(Active& a);
+  // The next window to run, or null. Finishes jobs cancelled while waiting.
+  Active* pick_locked(std::vector<std::shared_ptr<Active>>& finished) REQUIRES(core_->mutex);
+  void finish(Active& a) EXCLUDES(core_->mutex);
 
   std::vector<std::unique_ptr<engine::WindowRunner>> runners_;
   std::shared_ptr<const engine::VadModel> vad_;
   const SpeechSchedulerOptions options_;
   std::shared_ptr<SpeechSchedulerCore> core_;
-  std::vector<std::shared_ptr<Active>> active_;  // guarded by core_->mutex
-  uint64_t tick_ = 0;                            // guarded by core_->mutex
-  int32_t running_ = 0;                          // guarded by core_->mutex
-  int32_t threads_in_use_ = 0;                   // by running windows; guarded by core_->mutex
-  bool accepting_ = true;                        // guarded by core_->mutex
-  bool stopping_ = false;                        // guarded by core_->mutex
-  SpeechObserver observer_;                      // guarded by core_->mutex
-  std::vector<size_t> idle_;  // waiting workers, most recently idle last; guarded by core_->mutex
+  std::vector<std::shared_ptr<Active>> active_ GUARDED_BY(core_->mutex);
+  uint64_t tick_ GUARDED_BY(core_->mutex) = 0;
+  int32_t running_ GUARDED_BY(core_->mutex) = 0;
+  int32_t threads_in_use_ GUARDED_BY(core_->mutex) = 0;  // by running windows
+  bool accepting_ GUARDED_BY(core_->mutex) = true;
+  bool stopping_ GUARDED_BY(core_->mutex) = false;
+  SpeechObserver observer_ GUARDED_BY(core_->mutex);
+  std::vector<size_t> idle_ GUARDED_BY(core_->mutex);  // waiting workers, most recently idle last
   std::atomic<uint64_t> windows_done_{0};
   std::atomic<uint64_t> cancelled_{0};
   std::vector<std::thread> workers_;

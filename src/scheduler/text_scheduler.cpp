@@ -34,7 +34,7 @@ TextScheduler::TextScheduler(std::unique_ptr<engine::TextBatch> batch, Scheduler
 
 TextScheduler::~TextScheduler() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
     accepting_ = false;
   }
@@ -83,7 +83,7 @@ std::shared_ptr<Generation> TextScheduler::submit(engine::GenerationRequest requ
   batch_->validate(request);  // reads only immutable state: safe off the scheduler thread
   auto generation = std::make_shared<Generation>(deadline);
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!accepting_) throw Error(ErrorCode::kUnavailable, "the server is shutting down");
     if (queue_full_locked()) {
       throw Error(ErrorCode::kBusy, "the wait queue is full (" +
@@ -112,13 +112,13 @@ void TextScheduler::probe(std::chrono::milliseconds timeout) {
 }
 
 void TextScheduler::stop_accepting() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   accepting_ = false;
 }
 
 void TextScheduler::cancel_all() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     cancel_all_ = true;
   }
   wake_.notify_all();
@@ -127,7 +127,7 @@ void TextScheduler::cancel_all() {
 SchedulerStats TextScheduler::stats() const {
   SchedulerStats s;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     s.waiting = static_cast<int32_t>(queue_.size());
     s.full = queue_full_locked();
   }
@@ -140,12 +140,12 @@ SchedulerStats TextScheduler::stats() const {
 }
 
 void TextScheduler::set_step_observer(StepObserver observer) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   observer_ = std::move(observer);
 }
 
 void TextScheduler::set_finish_observer(FinishObserver observer) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   finish_observer_ = std::move(observer);
 }
 
@@ -166,9 +166,10 @@ void TextScheduler::run() {
     bool cancel_everything = false;
     StepObserver observer;
     {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock,
-                 [&] { return stopping_ || cancel_all_ || !queue_.empty() || batch_->has_work(); });
+      MutexLock lock(mutex_);
+      while (!(stopping_ || cancel_all_ || !queue_.empty() || batch_->has_work())) {
+        wake_.wait(mutex_);
+      }
       if (stopping_) cancel_all_ = true;
       cancel_everything = cancel_all_;
       cancel_all_ = false;
@@ -235,7 +236,7 @@ void TextScheduler::run() {
     reap_running(cancel_everything);
     running_count_.store(static_cast<int32_t>(running_.size()));
     if (!batch_->has_work()) {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (stopping_ && queue_.empty()) return;
       continue;
     }

@@ -23,13 +23,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "engine/text_batch.h"
 #include "scheduler/generation.h"
 
@@ -104,22 +103,22 @@ class TextScheduler {
   };
 
   void run();
-  bool queue_full_locked() const;  // needs mutex_
+  bool queue_full_locked() const REQUIRES(mutex_);
   // Scheduler thread: ends running requests that were cancelled or ran past their deadline.
   void reap_running(bool cancel_everything);
 
   std::unique_ptr<engine::TextBatch> batch_;  // used only on the scheduler thread after start
   const SchedulerOptions options_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Waiting> queue_;               // guarded by mutex_
-  std::vector<Running> running_;            // scheduler thread only
-  bool accepting_ = true;                   // guarded by mutex_
-  bool cancel_all_ = false;                 // guarded by mutex_
-  bool stopping_ = false;                   // guarded by mutex_
-  StepObserver observer_;                   // guarded by mutex_
-  FinishObserver finish_observer_;          // guarded by mutex_
+  mutable Mutex mutex_;
+  CondVar wake_;
+  std::deque<Waiting> queue_ GUARDED_BY(mutex_);
+  std::vector<Running> running_;  // scheduler thread only
+  bool accepting_ GUARDED_BY(mutex_) = true;
+  bool cancel_all_ GUARDED_BY(mutex_) = false;
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  StepObserver observer_ GUARDED_BY(mutex_);
+  FinishObserver finish_observer_ GUARDED_BY(mutex_);
   FinishObserver running_finish_observer_;  // scheduler thread: copied each loop
   std::atomic<int32_t> running_count_{0};
   std::atomic<double> kv_usage_{0};
