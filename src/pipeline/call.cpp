@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <ranges>
 
 #include "core/error.h"
 
@@ -45,12 +44,10 @@ void Call::annotate(std::string_view stage, std::string_view key, std::string va
 }
 
 const std::string* Call::annotation(std::string_view key) const {
-  for (const auto& a : std::views::reverse(annotations)) {
-    if (a.key == key) {
-      return &a.value;
-    }
-  }
-  return nullptr;
+  // Newest first. (Not std::views::reverse: clang-14 cannot compile it with libstdc++ 12.)
+  const auto it = std::find_if(annotations.rbegin(), annotations.rend(),
+                               [key](const Annotation& a) { return a.key == key; });
+  return it == annotations.rend() ? nullptr : &it->value;
 }
 
 }  // namespace mmserve::pipeline

@@ -1,6 +1,6 @@
 #include "pipeline/pipeline.h"
 
-#include <ranges>
+#include <algorithm>
 
 #include "core/error.h"
 
@@ -38,9 +38,8 @@ Submission Pipeline::submit(Call& call) const {
 }
 
 void Pipeline::finish(const Call& call, const Usage& usage) const noexcept {
-  for (const auto& stage : std::views::reverse(stages_)) {
-    stage->on_finish(call, usage);
-  }
+  std::for_each(stages_.rbegin(), stages_.rend(),
+                [&](const auto& stage) { stage->on_finish(call, usage); });
 }
 
 std::vector<std::string_view> Pipeline::stage_names() const {

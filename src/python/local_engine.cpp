@@ -128,7 +128,7 @@ int LocalEngine::live_count() {
 void LocalEngine::close() {
   std::shared_ptr<Served> served;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!served_) {
       return;
     }
@@ -144,7 +144,7 @@ void LocalEngine::close() {
 }
 
 std::shared_ptr<Served> LocalEngine::served() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (!served_) {
     throw Error(ErrorCode::kModelUnavailable, "the model was closed; create a new one", "model");
   }

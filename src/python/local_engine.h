@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "engine/text_model.h"
 #include "pipeline/call.h"
 #include "pipeline/generation_params.h"
@@ -119,8 +120,8 @@ class LocalEngine {
   // Checks the options, runs the call through the pipeline and returns its Completion.
   std::unique_ptr<Completion> submit(pipeline::Call call, const TextOptions& options);
 
-  mutable std::mutex mutex_;
-  std::shared_ptr<Served> served_;  // guarded by mutex_; null once closed
+  mutable Mutex mutex_;
+  std::shared_ptr<Served> served_ GUARDED_BY(mutex_);  // null once closed
   std::shared_ptr<std::atomic<bool>> closed_ = std::make_shared<std::atomic<bool>>(false);
   EngineInfo info_;  // immutable after construction
 };

@@ -195,6 +195,7 @@ mmproj = "/abs/mmproj.gguf"
 parallel = 2
 ctx_size = 8192
 batch_size = 256
+gpu_layers = 0
 pinned = true
 preload = false
 
@@ -213,6 +214,9 @@ threads = 2
   EXPECT_EQ(specs[0].aliases, (std::vector<std::string>{"gpt-4o-mini", "default"}));
   EXPECT_EQ(specs[0].parallel, 2);
   EXPECT_EQ(specs[0].ctx_size, 8192);
+  EXPECT_EQ(specs[0].batch_size, 256);
+  EXPECT_EQ(specs[0].gpu_layers, 0);
+  EXPECT_EQ(specs[1].gpu_layers, -1);  // speech models have no such key; the default stands
   EXPECT_TRUE(specs[0].pinned);
   EXPECT_TRUE(specs[0].preload);  // pinned models load at startup
   EXPECT_TRUE(specs[0].serves(Task::kImageCaption));
