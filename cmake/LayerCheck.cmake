@@ -56,6 +56,7 @@ if(MMSERVE_BUILD_TESTS)
   mmserve_check_layers(
     core=mmserve_core
     media=mmserve_media
+    privacy=mmserve_privacy
     engine=mmserve_engine
     scheduler=mmserve_scheduler
     metrics=mmserve_metrics

@@ -10,6 +10,7 @@ namespace mmserve::cli {
 int run_describe(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
+int run_scan(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_synth(const std::vector<std::string>& args);
 int run_synth_llm(const std::vector<std::string>& args);      // `synth llm`

@@ -19,6 +19,7 @@ usage: mmserve COMMAND [options]
   describe   describe images with a vision-language model (GGUF + mmproj)
   transcribe transcribe an audio file with a whisper.cpp model
   info       describe a GGUF model file
+  scan       find personal data in a text file (the privacy detectors, a dry run)
   synth      write synthetic models (random weights, real shapes) for tests
   --version  print the versions of mmserve and its engines
 
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return mmserve::cli::run_generate(args);
     if (command == "info") return mmserve::cli::run_info(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
+    if (command == "scan") return mmserve::cli::run_scan(args);
     if (command == "describe") return mmserve::cli::run_describe(args);
     if (command == "synth") return mmserve::cli::run_synth(args);
     if (command == "transcribe") return mmserve::cli::run_transcribe(args);
