@@ -21,6 +21,7 @@
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
 #include "stages/auth/api_key_stage.h"
+#include "stages/privacy/privacy_stage.h"
 
 namespace mmserve::cli {
 namespace {
@@ -69,9 +70,11 @@ int run_serve(const std::vector<std::string>& args) {
   ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
 
   runtime::Runtime runtime(ro);
-  // The path of every call, in order: who is calling, then the model on this machine.
+  // The path of every call, in order: who is calling, what personal data it holds (and so where
+  // it may run), then the model on this machine.
   pipeline::Pipeline pipeline;
   pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(options.keys));
+  pipeline.add_stage(std::make_unique<stages::PrivacyStage>());
   pipeline.add_executor(std::make_unique<executors::LocalExecutor>(runtime));
   http::HttpServer server(runtime, pipeline, ho);
   const int port = server.bind();

@@ -148,6 +148,7 @@ void answer_speech_inference(const Services& services, Exchange& ex, ApiResponse
   Json out = {{"id", new_request_id("inf-")},
               {"task", "speech-transcribe"},
               {"model", ex.record.model},
+              {"route", ex.call.executor},
               {"output", o.transcript.text()},
               {"language", o.transcript.language},
               {"duration", o.transcript.duration},

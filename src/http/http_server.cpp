@@ -74,6 +74,7 @@ namespace {
 
 constexpr const char* kExchangeKey = "mmserve.exchange";
 constexpr const char* kDataClassHeader = "X-Data-Class";
+constexpr const char* kRouteHeader = "X-Mmserve-Route";
 
 std::string bearer_of(const std::string& authorization) {
   constexpr std::string_view kScheme = "Bearer ";
@@ -224,6 +225,9 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
   server_.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     Exchange& ex = exchange_of(req, res);
     res.set_header(kRequestIdHeader, ex.call.request_id);
+    if (ex.record.submitted) {
+      res.set_header(kRouteHeader, ex.record.route);  // where it ran, on every answer
+    }
     before_response(ex, res.status, static_cast<bool>(res.content_provider_));
   });
   server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
@@ -276,8 +280,8 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
         }
       });
 
-  for (auto family : {health_routes, inference_routes, openai_routes, audio_routes, metrics_routes,
-                      model_routes}) {
+  for (auto family : {health_routes, inference_routes, openai_routes, audio_routes, privacy_routes,
+                      metrics_routes, model_routes}) {
     for (auto& route : family(services_)) {
       install(std::move(route));
     }

@@ -121,6 +121,7 @@ void answer_text(const Services& services, Exchange& ex, ApiResponse& res) {
     const Json out = {{"id", id},
                       {"task", task},
                       {"model", model_id},
+                      {"route", ex.call.executor},
                       {"output", outcome.result.text},
                       {"finish_reason", engine::finish_reason_name(outcome.result.reason)},
                       {"usage", usage_json(outcome.result)},
@@ -137,10 +138,11 @@ void answer_text(const Services& services, Exchange& ex, ApiResponse& res) {
              return sse_event(Json{{"id", id}, {"task", task}, {"output", piece}});
            },
        .closing =
-           [id, model_id, task](const scheduler::GenerationOutcome& o) {
+           [id, model_id, task, route = ex.call.executor](const scheduler::GenerationOutcome& o) {
              Json end = {{"id", id},
                          {"task", task},
                          {"model", model_id},
+                         {"route", route},
                          {"output", ""},
                          {"finish_reason", engine::finish_reason_name(o.result.reason)},
                          {"usage", usage_json(o.result)},

@@ -47,6 +47,7 @@ std::string format_log_line(const RequestLogEntry& e) {
     if (!e.model.empty()) j["model"] = e.model;
     if (!e.caller.empty()) j["caller"] = e.caller;
     if (!e.data_class.empty()) j["data_class"] = e.data_class;
+    if (!e.findings.empty()) j["findings"] = e.findings;
   }
   if (!e.error_type.empty()) j["error_type"] = e.error_type;
   if (!e.error_param.empty()) j["error_param"] = e.error_param;

@@ -19,6 +19,7 @@ struct RequestLogEntry {
   std::string model;                  // empty: failed before a model was chosen
   std::string caller;                 // who the authentication stage found (never the key)
   std::string data_class;             // the client's X-Data-Class hint; empty: none given
+  std::string findings;               // the privacy stage's "type:count,..." (never values)
   std::string error_type, error_param;
   struct Generation {
     std::string response_id;

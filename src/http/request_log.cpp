@@ -151,6 +151,7 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
     e.task = task_label(rec);
     e.model = rec.model;
     e.caller = ex.call.caller.id;
+    if (const auto* findings = ex.call.annotation("findings")) e.findings = *findings;
     if (ex.call.data_class != pipeline::DataClass::kUnspecified) {
       e.data_class = pipeline::data_class_name(ex.call.data_class);
     }

@@ -25,10 +25,14 @@ void Pipeline::admit(Call& call) const {
   }
 }
 
-Submission Pipeline::submit(Call& call) const {
+void Pipeline::review(Call& call) const {
   for (const auto& stage : stages_) {
     stage->on_request(call);
   }
+}
+
+Submission Pipeline::submit(Call& call) const {
+  review(call);
   for (const auto& executor : executors_) {
     if (executor->name() == call.executor) {
       return executor->submit(call);

@@ -34,6 +34,9 @@ class Pipeline {
   // Runs every stage's on_request, then the call's executor. Throws the first refusal, or
   // Error(kInternal) when a stage named an executor that does not exist.
   Submission submit(Call& call) const;
+  // A dry run: every stage's on_request, no executor (POST /v1/privacy/scan shows the decision
+  // a call would get). Throws the first refusal.
+  void review(Call& call) const;
   // Runs every stage's on_finish, last stage first (as an unwinding stack).
   void finish(const Call& call, const Usage& usage) const noexcept;
 

@@ -57,3 +57,41 @@ def test_without_keys_callers_are_anonymous():
         assert status == 200
     [line] = [line for line in log_lines(server.proc.stderr.read()) if line["id"] == "anon-1"]
     assert line["caller"] == "anonymous"
+
+
+def test_the_privacy_stage_notes_findings_and_every_answer_says_where_it_ran():
+    secret = "我的手机13812345678，卡号6222021234567890128"
+    with running_server("-m", STORIES) as server:
+        status, headers, body = server.post("/v1/inference", {**TEXT, "input": secret},
+                                            headers={"X-Request-Id": "pii-1"})
+        assert status == 200 and body["route"] == "local" and headers["X-Mmserve-Route"] == "local"
+        status, headers, _ = server.post("/v1/chat/completions",
+                                         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+                                         headers={"X-Request-Id": "pii-2"})
+        assert status == 200 and headers["X-Mmserve-Route"] == "local"
+        events = list(server.stream("/v1/inference", {**TEXT, "stream": True}))
+        assert events[-1] == "[DONE]" and events[-2]["route"] == "local"
+        status, headers, _ = server.post("/v1/inference", {"task": "text-gen"})
+        assert status == 400 and "X-Mmserve-Route" not in headers  # refused before any route
+    by_id = {line["id"]: line for line in log_lines(server.proc.stderr.read())}
+    assert by_id["pii-1"]["findings"] == "cn_mobile:1,bank_card:1"
+    assert "findings" not in by_id["pii-2"]
+    assert "13812345678" not in json.dumps(by_id["pii-1"])
+
+
+def test_privacy_scan_is_a_dry_run_with_spans_and_the_decision():
+    text = "身份证:110101199003071233 发票金额¥1,234.56"
+    with running_server("-m", STORIES, "--api-key", "user-key") as server:
+        assert server.post("/v1/privacy/scan", {"input": text})[0] == 401
+        status, _, body = server.post("/v1/privacy/scan", {"input": text}, headers=AUTH)
+        assert status == 200, body
+        [finding] = body["findings"]
+        raw = text.encode()
+        assert finding["type"] == "cn_resident_id" and finding["checksum_verified"] is True
+        assert raw[finding["begin"]:finding["end"]] == b"110101199003071233"
+        assert body["counts"] == {"cn_resident_id": 1}
+        assert body["route"] == "local" and "no cloud" in body["reason"]
+        status, _, body = server.post("/v1/privacy/scan", {"text": text}, headers=AUTH)
+        assert status == 400 and body["error"]["param"] == "text"
+        status, _, body = server.post("/v1/privacy/scan", {}, headers=AUTH)
+        assert status == 400 and body["error"]["param"] == "input"

@@ -12,6 +12,7 @@
 #include "pipeline/call.h"
 #include "pipeline/pipeline.h"
 #include "stages/auth/api_key_stage.h"
+#include "stages/privacy/privacy_stage.h"
 #include "test_support.h"
 
 using namespace mmserve;
@@ -257,6 +258,42 @@ TEST(AuthStage, SecretsCompareWholly) {
   EXPECT_FALSE(stages::same_secret("abc", "abcd"));
   EXPECT_FALSE(stages::same_secret("", "a"));
   EXPECT_TRUE(stages::same_secret("", ""));
+}
+
+// --- the privacy stage ---
+
+TEST(PrivacyStage, NotesWhatEveryTextOfTheCallHoldsAsCountsAndKeepsItLocal) {
+  const stages::PrivacyStage stage;
+  pipeline::Call call;
+  call.text.style = pipeline::PromptStyle::kChat;
+  call.text.system = "客服系统, contact ops@example.com";
+  call.text.messages = {
+      {.role = "user", .parts = {{.value = "手机13812345678"}, {.is_image = true, .value = "aGk="}}},
+      {.role = "assistant", .parts = {{.value = "好的, 13912345678 已记录"}}}};
+  call.executor = "cloud";  // whatever came before, a call here stays on this machine
+  stage.on_request(call);
+  ASSERT_NE(call.annotation("findings"), nullptr);
+  EXPECT_EQ(*call.annotation("findings"), "cn_mobile:2,email:1");
+  EXPECT_EQ(*call.annotation("unscanned"), "image");
+  EXPECT_EQ(*call.annotation("route"), "local");
+  EXPECT_EQ(call.executor, "local");
+  for (const auto& a : call.annotations) {
+    EXPECT_EQ(a.value.find("13812345678"), std::string::npos) << a.key;  // never a value
+  }
+}
+
+TEST(PrivacyStage, CleanTextHasNoFindingsAndOtherOperationsAreLeftAlone) {
+  const stages::PrivacyStage stage;
+  pipeline::Call clean;
+  clean.text.prompt = "Once upon a time, order 20231201123456 cost $12.50";
+  stage.on_request(clean);
+  EXPECT_EQ(*clean.annotation("findings"), "");
+  EXPECT_EQ(clean.annotation("unscanned"), nullptr);
+
+  pipeline::Call listing;
+  listing.operation = pipeline::Operation::kReadModels;
+  stage.on_request(listing);
+  EXPECT_TRUE(listing.annotations.empty());
 }
 
 // --- a route handler without a socket ---
