@@ -74,7 +74,7 @@ int run_serve(const std::vector<std::string>& args) {
   // it may run), then the model on this machine.
   pipeline::Pipeline pipeline;
   pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(options.keys));
-  pipeline.add_stage(std::make_unique<stages::PrivacyStage>());
+  pipeline.add_stage(std::make_unique<stages::PrivacyStage>(options.privacy));
   pipeline.add_executor(std::make_unique<executors::LocalExecutor>(runtime));
   http::HttpServer server(runtime, pipeline, ho);
   const int port = server.bind();

@@ -53,6 +53,9 @@ constexpr const char* kServeUsage =
       --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
       --admin-key KEY     the key of POST /models/load and /models/unload when --api-key is set
                           (or $MMSERVE_ADMIN_KEY; without it those are refused)
+      --privacy-policy F  the privacy policy (TOML): keywords, and rules that refuse or keep local
+                          requests holding personal data (reloaded when the file changes)
+      --audit-log F       append one JSON line per privacy decision to F (never the values)
       --log-prompts       debug: request log lines carry request bodies and generated text
                           (off by default: the log never holds prompts or outputs)
   -v, --verbose           show llama.cpp's own log
@@ -168,7 +171,9 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--speech-parallel",
                "--speech-threads",
                "--max-audio-bytes",
-               "--max-audio-seconds"},
+               "--max-audio-seconds",
+               "--privacy-policy",
+               "--audit-log"},
               {"-v|--verbose", "-h|--help", "--log-prompts"});
   p.parse(args);
   ServeOptions options;
@@ -227,6 +232,8 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
   options.keys.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
   ho.log_prompts = p.flag("--log-prompts");
+  options.privacy.policy_path = p.get("--privacy-policy");
+  options.privacy.audit_path = p.get("--audit-log");
   options.drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
 
   // Fail fast, with one line, on a model file that cannot work; the full load is in background.

@@ -9,6 +9,7 @@
 #include "http/http_server.h"
 #include "runtime/runtime.h"
 #include "stages/auth/api_key_stage.h"
+#include "stages/privacy/privacy_stage.h"
 
 namespace mmserve::cli {
 
@@ -17,7 +18,8 @@ struct ServeOptions {
   bool verbose = false;
   runtime::RuntimeOptions runtime;
   http::HttpOptions http;
-  stages::ApiKeys keys;  // --api-key, --admin-key (or their environment variables)
+  stages::ApiKeys keys;            // --api-key, --admin-key (or their environment variables)
+  stages::PrivacyOptions privacy;  // --privacy-policy, --audit-log
   std::chrono::seconds drain_timeout{30};
 };
 

@@ -154,6 +154,9 @@ struct Call {
   Clock::time_point deadline = Clock::time_point::max();
   std::shared_ptr<Cancellation> cancellation = std::make_shared<Cancellation>();
 
+  // A dry run (Pipeline::review): stages decide and annotate but leave no trace (audit lines).
+  bool dry_run = false;
+
   // Set by stages.
   Caller caller;
   std::string executor = "local";  // the executor that runs it; a stage may hand it elsewhere

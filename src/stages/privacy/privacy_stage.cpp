@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
+
+#include "core/error.h"
 
 namespace mmserve::stages {
 
@@ -42,21 +45,106 @@ std::string finding_counts(const std::vector<privacy::Finding>& findings) {
   return out;
 }
 
+PrivacyStage::PrivacyStage(PrivacyOptions options) : options_(std::move(options)) {
+  Loaded loaded;
+  loaded.policy = std::make_shared<const privacy::Policy>(
+      options_.policy_path.empty() ? privacy::Policy{}
+                                   : privacy::load_policy_file(options_.policy_path));
+  loaded.checked = std::chrono::steady_clock::now();
+  if (!options_.policy_path.empty()) {
+    std::error_code ec;
+    loaded.mtime = std::filesystem::last_write_time(options_.policy_path, ec);
+  }
+  if (!options_.audit_path.empty()) {
+    audit_ = std::make_unique<AuditLog>(options_.audit_path);
+  }
+  MutexLock lock(mutex_);
+  loaded_ = std::move(loaded);
+}
+
+std::shared_ptr<const privacy::Policy> PrivacyStage::policy() const {
+  MutexLock lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (options_.policy_path.empty() || now - loaded_.checked < std::chrono::seconds(1)) {
+    return loaded_.policy;
+  }
+  loaded_.checked = now;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(options_.policy_path, ec);
+  if (ec || mtime == loaded_.mtime) {
+    return loaded_.policy;  // unchanged, or gone for a moment (an editor's save): keep it
+  }
+  loaded_.mtime = mtime;
+  try {
+    loaded_.policy =
+        std::make_shared<const privacy::Policy>(privacy::load_policy_file(options_.policy_path));
+    std::fprintf(stderr, "mmserve: privacy policy %s reloaded (%zu rules)\n",
+                 options_.policy_path.c_str(), loaded_.policy->rules.size());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "mmserve: error: privacy policy not reloaded, the last good one stays: %s\n",
+                 e.what());
+  }
+  return loaded_.policy;
+}
+
+void PrivacyStage::audit(const pipeline::Call& call, std::string model,
+                         std::string outcome) const noexcept {
+  if (!audit_ || call.dry_run) {
+    return;
+  }
+  const auto value = [&call](std::string_view key) {
+    const auto* v = call.annotation(key);
+    return v != nullptr ? *v : std::string();
+  };
+  audit_->write({.request_id = call.request_id,
+                 .caller = call.caller.id,
+                 .task = runtime::task_name(call.task),
+                 .model = std::move(model),
+                 .data_class = pipeline::data_class_name(call.data_class),
+                 .findings = value("findings"),
+                 .rule = value("rule"),
+                 .route = value("route"),
+                 .outcome = std::move(outcome)});
+}
+
+void PrivacyStage::on_finish(const pipeline::Call& call,
+                             const pipeline::Usage& usage) const noexcept {
+  if (call.operation != pipeline::Operation::kInference || call.annotation("route") == nullptr) {
+    return;  // not a call this stage decided (a dry run never finishes)
+  }
+  audit(call, usage.model, usage.error ? error_code_name(*usage.error) : "ok");
+}
+
 void PrivacyStage::on_request(pipeline::Call& call) const {
   if (call.operation != pipeline::Operation::kInference) {
     return;
   }
+  const auto current = policy();
+  privacy::ScanOptions scan_options;
+  scan_options.keywords = current->keywords;
   std::vector<privacy::Finding> findings;
   try {
     for (const auto text : call_texts(call)) {
-      const auto found = privacy::scan(text, options_);
+      const auto found = privacy::scan(text, scan_options);
       findings.insert(findings.end(), found.begin(), found.end());
     }
   } catch (const std::exception& e) {
     // Fail closed: the call stays on this machine.
     call.annotate(name(), "scan_error", e.what());
   }
-  call.annotate(name(), "findings", finding_counts(findings));
+  const std::string counts = finding_counts(findings);
+  call.annotate(name(), "findings", counts);
+  if (call.dry_run) {
+    // Spans for POST /v1/privacy/scan, one annotation each: "TYPE BEGIN END VERIFIED" (byte
+    // offsets in the text the call was made of; a dry run has one).
+    for (const auto& f : findings) {
+      call.annotate(name(), "finding",
+                    std::string(privacy::finding_type_name(f.type)) + " " +
+                        std::to_string(f.begin) + " " + std::to_string(f.end) + " " +
+                        (f.checksum_verified ? "1" : "0"));
+    }
+  }
   if (call.image || call.audio ||
       std::any_of(call.text.messages.begin(), call.text.messages.end(), [](const auto& m) {
         return std::any_of(m.parts.begin(), m.parts.end(),
@@ -64,9 +152,24 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
       })) {
     call.annotate(name(), "unscanned", call.audio ? "audio" : "image");
   }
+  const auto decision = current->decide(
+      findings,
+      {.task = runtime::task_name(call.task), .model = call.model, .caller = call.caller.id});
+  call.annotate(name(), "rule", decision.rule);
+  if (decision.action == privacy::Action::kRefuse) {
+    call.annotate(name(), "route", "refused");
+    call.annotate(name(), "route_reason", "the privacy policy's rule '" + decision.rule + "'");
+    audit(call, call.model, "refused");
+    throw Error(
+        ErrorCode::kForbidden,
+        "refused by the privacy policy (rule '" + decision.rule + "'): the request holds " + counts,
+        "input");
+  }
   call.executor = "local";
   call.annotate(name(), "route", "local");
-  call.annotate(name(), "route_reason", "no cloud endpoint is configured");
+  call.annotate(name(), "route_reason",
+                decision.rule == "default" ? "no cloud endpoint is configured"
+                                           : "the privacy policy's rule '" + decision.rule + "'");
 }
 
 }  // namespace mmserve::stages
