@@ -75,7 +75,7 @@ Rule parse_rule(const toml::table& t, const std::string& origin, size_t index) {
   const toml::node* action = t.get("action");
   const auto* action_text = action != nullptr ? action->as_string() : nullptr;
   if (action_text == nullptr) {
-    fail(origin, t, "action", "rule '" + rule.name + "' needs 'action' (\"refuse\" or \"local\")");
+    fail(origin, t, "action", "rule '" + rule.name + R"(' needs 'action' ("refuse" or "local"))");
   }
   if (action_text->get() == "refuse") {
     rule.action = Action::kRefuse;
