@@ -56,6 +56,20 @@ Scan scan_character(std::string_view text, size_t i, size_t& len) {
 
 }  // namespace
 
+size_t decode_utf8_char(std::string_view text, size_t i, char32_t& code_point) {
+  size_t len = 0;
+  if (i >= text.size() || scan_character(text, i, len) != Scan::kValid) {
+    return 0;
+  }
+  static constexpr unsigned char kLeadMask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+  char32_t cp = static_cast<unsigned char>(text[i]) & kLeadMask[len];
+  for (size_t k = 1; k < len; ++k) {
+    cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+  }
+  code_point = cp;
+  return len;
+}
+
 bool is_valid_utf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     size_t len = 0;

@@ -16,6 +16,10 @@ bool is_valid_utf8(std::string_view text);
 // maximal subparts" practice), so the result is always well-formed.
 std::string sanitize_utf8(std::string_view text);
 
+// The well-formed character at text[i]: returns its length (1 to 4) and sets `code_point`;
+// returns 0 when the bytes there are ill-formed or cut short (`code_point` is then unset).
+size_t decode_utf8_char(std::string_view text, size_t i, char32_t& code_point);
+
 // Length of the longest prefix of `bytes` that does not end inside a character that is still
 // well-formed so far (a character split across tokens). Ill-formed bytes do not hold the
 // prefix back: they are complete, and sanitize_utf8 replaces them.

@@ -5,25 +5,15 @@
 #include <string>
 
 #include "privacy/checksums.h"
+#include "privacy_reference.h"
+
+using mmserve::privacy_test::reference_id_check;
 
 namespace {
 
 using namespace mmserve::privacy;
 
 constexpr CivilDate kToday{2026, 12, 1};
-
-// Independent GB 11643: weight of position i (1-based from the left, 18 positions with the
-// check digit at position 1 from the right) is 2^(18-i) mod 11.
-char reference_id_check(const std::string& first17) {
-  int sum = 0;
-  for (int i = 0; i < 17; ++i) {
-    int weight = 1;
-    for (int k = 0; k < 17 - i; ++k) weight = weight * 2 % 11;
-    sum += (first17[i] - '0') * weight;
-  }
-  const int value = (12 - sum % 11) % 11;
-  return value == 10 ? 'X' : static_cast<char>('0' + value);
-}
 
 // Independent Luhn: double every second digit from the right by table.
 bool reference_luhn(const std::string& digits) {

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "privacy/detectors.h"
+#include "privacy_reference.h"
+
+using mmserve::privacy_test::reference_id_check;
 
 namespace {
 
@@ -33,19 +36,6 @@ struct Record {
 };
 
 // ---- Independent checksums ----------------------------------------------------------------
-
-// GB 11643: weight of the i-th digit from the left is 2^(17-i) mod 11; the check value makes
-// the weighted sum (check weighted 1) equal 1 mod 11.
-char id_check(const std::string& first17) {
-  int sum = 0;
-  for (int i = 0; i < 17; ++i) {
-    int weight = 1;
-    for (int k = 0; k < 17 - i; ++k) weight = weight * 2 % 11;
-    sum += (first17[i] - '0') * weight;
-  }
-  const int value = (12 - sum % 11) % 11;
-  return value == 10 ? 'X' : static_cast<char>('0' + value);
-}
 
 // The Luhn digit that completes `body`.
 char luhn_digit(const std::string& body) {
@@ -170,7 +160,7 @@ class Generator {
 
   std::string resident_id() {
     const std::string body = region() + birth_date() + digits(3);
-    return body + id_check(body);
+    return body + reference_id_check(body);
   }
   std::string credit_code() {
     static const std::vector<std::string> kKinds = {"91", "92", "93", "11", "12",

@@ -61,3 +61,19 @@ TEST(Utf8, CompletePrefixHoldsOnlyAWellFormedStart) {
 }
 
 }  // namespace
+
+TEST(Utf8, DecodesOneCharacterOrNothing) {
+  char32_t cp = 0;
+  EXPECT_EQ(mmserve::decode_utf8_char("a", 0, cp), 1u);
+  EXPECT_EQ(cp, U'a');
+  EXPECT_EQ(mmserve::decode_utf8_char("x\xC3\xA9", 1, cp), 2u);  // é
+  EXPECT_EQ(cp, U'\u00E9');
+  EXPECT_EQ(mmserve::decode_utf8_char("\xEF\xBC\x90", 0, cp), 3u);  // full-width 0
+  EXPECT_EQ(cp, U'\uFF10');
+  EXPECT_EQ(mmserve::decode_utf8_char("\xF0\x9F\x98\x80", 0, cp), 4u);
+  EXPECT_EQ(cp, U'\U0001F600');
+  for (const char* bad : {"\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE4\xB8", "\x80"}) {
+    EXPECT_EQ(mmserve::decode_utf8_char(bad, 0, cp), 0u) << bad;
+  }
+  EXPECT_EQ(mmserve::decode_utf8_char("a", 1, cp), 0u);  // past the end
+}
