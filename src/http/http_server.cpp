@@ -24,9 +24,6 @@ std::atomic<int>& in_flight_requests() {
 void guarded(ApiResponse& res, const std::function<void()>& handler) {
   in_flight_requests().fetch_add(1);
   struct Done {
-    Done(const Done&) = delete;
-    Done& operator=(const Done&) = delete;
-    Done() = default;
     ~Done() { in_flight_requests().fetch_sub(1); }
   } done;
   try {

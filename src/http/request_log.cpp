@@ -228,7 +228,8 @@ void note_submission(Exchange& exchange, const pipeline::Submission& submission,
 void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
                                std::shared_ptr<scheduler::Generation> generation,
                                StreamFormat format) {
-  // A weak reference: the exchange owns the response that owns these closures.
+  // Weak: the exchange is the response's user data, which outlives the stream's release (the
+  // response runs it in its destructor, before its members go); the closures need no share of it.
   std::weak_ptr<Exchange> weak = exchange;
   format.closing = [weak,
                     closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {

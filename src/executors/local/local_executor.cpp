@@ -84,7 +84,6 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
                                                 runtime::ModelLease lease) const {
   auto& text = lease->text();
   const auto& model = text.model();
-  const ImageInputPolicy policy = image_policy(runtime_.options());
   engine::GenerationRequest request = std::move(call.generation);
   std::vector<media::Image> images;
   std::string prompt;
@@ -95,15 +94,15 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
       throw Error(ErrorCode::kInvalidInput, "field 'input' (the image) is required", "input");
     }
     const auto& image = *call.image;
-    images.push_back(image.is_bytes ? image_from_bytes(image.data, policy, image.field)
-                                    : image_from_string(image.data, policy, image.field));
+    images.push_back(image.is_bytes ? image_from_bytes(image.data, image_policy_, image.field)
+                                    : image_from_string(image.data, image_policy_, image.field));
     media_field = image.field;
     prompt =
         vision->caption_prompt(1, call.text.prompt, call.text.style == pipeline::PromptStyle::kRaw,
                                call.text.system.value_or(""));
   } else {
     const auto messages = call.text.style == pipeline::PromptStyle::kChat
-                              ? template_messages(call, *lease, policy, images)
+                              ? template_messages(call, *lease, image_policy_, images)
                               : std::vector<engine::ChatMessage>{};
     prompt = prompt_text(model, call.text, messages);
     media_field = "messages";

@@ -10,6 +10,7 @@
 // Ownership: borrows the Runtime, which must outlive it. Threading: submit() is thread-safe.
 #pragma once
 
+#include "executors/local/image_input.h"
 #include "pipeline/executor.h"
 #include "runtime/runtime.h"
 
@@ -17,7 +18,8 @@ namespace mmserve::executors {
 
 class LocalExecutor : public pipeline::Executor {
  public:
-  explicit LocalExecutor(runtime::Runtime& runtime) : runtime_(runtime) {}
+  explicit LocalExecutor(runtime::Runtime& runtime)
+      : runtime_(runtime), image_policy_(image_policy(runtime.options())) {}
   std::string_view name() const override { return "local"; }
   pipeline::Submission submit(pipeline::Call& call) const override;
 
@@ -26,6 +28,7 @@ class LocalExecutor : public pipeline::Executor {
   pipeline::Submission submit_speech(pipeline::Call& call, runtime::ModelLease lease) const;
 
   runtime::Runtime& runtime_;
+  const ImageInputPolicy image_policy_;  // from the runtime's options, which never change
 };
 
 }  // namespace mmserve::executors

@@ -45,11 +45,22 @@ std::string finding_counts(const std::vector<privacy::Finding>& findings) {
   return out;
 }
 
+namespace {
+
+std::shared_ptr<const PrivacyStage::ActivePolicy> activate(privacy::Policy policy) {
+  privacy::ScanOptions scan;
+  scan.keywords = policy.keywords;
+  return std::make_shared<const PrivacyStage::ActivePolicy>(
+      PrivacyStage::ActivePolicy{std::move(policy), std::move(scan)});
+}
+
+}  // namespace
+
 PrivacyStage::PrivacyStage(PrivacyOptions options) : options_(std::move(options)) {
   Loaded loaded;
-  loaded.policy = std::make_shared<const privacy::Policy>(
-      options_.policy_path.empty() ? privacy::Policy{}
-                                   : privacy::load_policy_file(options_.policy_path));
+  loaded.active =
+      activate(options_.policy_path.empty() ? privacy::Policy{}
+                                            : privacy::load_policy_file(options_.policy_path));
   loaded.checked = std::chrono::steady_clock::now();
   if (!options_.policy_path.empty()) {
     std::error_code ec;
@@ -62,30 +73,29 @@ PrivacyStage::PrivacyStage(PrivacyOptions options) : options_(std::move(options)
   loaded_ = std::move(loaded);
 }
 
-std::shared_ptr<const privacy::Policy> PrivacyStage::policy() const {
+std::shared_ptr<const PrivacyStage::ActivePolicy> PrivacyStage::policy() const {
   MutexLock lock(mutex_);
   const auto now = std::chrono::steady_clock::now();
   if (options_.policy_path.empty() || now - loaded_.checked < std::chrono::seconds(1)) {
-    return loaded_.policy;
+    return loaded_.active;
   }
   loaded_.checked = now;
   std::error_code ec;
   const auto mtime = std::filesystem::last_write_time(options_.policy_path, ec);
   if (ec || mtime == loaded_.mtime) {
-    return loaded_.policy;  // unchanged, or gone for a moment (an editor's save): keep it
+    return loaded_.active;  // unchanged, or gone for a moment (an editor's save): keep it
   }
   loaded_.mtime = mtime;
   try {
-    loaded_.policy =
-        std::make_shared<const privacy::Policy>(privacy::load_policy_file(options_.policy_path));
+    loaded_.active = activate(privacy::load_policy_file(options_.policy_path));
     std::fprintf(stderr, "mmserve: privacy policy %s reloaded (%zu rules)\n",
-                 options_.policy_path.c_str(), loaded_.policy->rules.size());
+                 options_.policy_path.c_str(), loaded_.active->policy.rules.size());
   } catch (const std::exception& e) {
     std::fprintf(stderr,
                  "mmserve: error: privacy policy not reloaded, the last good one stays: %s\n",
                  e.what());
   }
-  return loaded_.policy;
+  return loaded_.active;
 }
 
 void PrivacyStage::audit(const pipeline::Call& call, std::string model,
@@ -121,12 +131,10 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
     return;
   }
   const auto current = policy();
-  privacy::ScanOptions scan_options;
-  scan_options.keywords = current->keywords;
   std::vector<privacy::Finding> findings;
   try {
     for (const auto text : call_texts(call)) {
-      const auto found = privacy::scan(text, scan_options);
+      const auto found = privacy::scan(text, current->scan);
       findings.insert(findings.end(), found.begin(), found.end());
     }
   } catch (const std::exception& e) {
@@ -152,7 +160,7 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
       })) {
     call.annotate(name(), "unscanned", call.audio ? "audio" : "image");
   }
-  const auto decision = current->decide(
+  const auto decision = current->policy.decide(
       findings,
       {.task = runtime::task_name(call.task), .model = call.model, .caller = call.caller.id});
   call.annotate(name(), "rule", decision.rule);

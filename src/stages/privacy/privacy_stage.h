@@ -54,14 +54,19 @@ class PrivacyStage : public pipeline::Stage {
   void on_request(pipeline::Call& call) const override;
   void on_finish(const pipeline::Call& call, const pipeline::Usage& usage) const noexcept override;
 
-  // The policy in force (reloaded first when its file changed).
-  std::shared_ptr<const privacy::Policy> policy() const;
+  // The policy in force, with the scan options its keywords make (built once per load).
+  struct ActivePolicy {
+    privacy::Policy policy;
+    privacy::ScanOptions scan;
+  };
+  // Reloaded first when its file changed.
+  std::shared_ptr<const ActivePolicy> policy() const;
 
  private:
   void audit(const pipeline::Call& call, std::string model, std::string outcome) const noexcept;
 
   struct Loaded {
-    std::shared_ptr<const privacy::Policy> policy;
+    std::shared_ptr<const ActivePolicy> active;
     std::chrono::steady_clock::time_point checked;
     std::filesystem::file_time_type mtime;
   };
