@@ -115,7 +115,7 @@ TEST_F(RegistryTest, ALeaseKeepsItsModelAndItsRoom) {
   request.prompt = held->text().model().tokenize("Once", true, false);
   request.max_tokens = 8;
   const auto generation =
-      held->text().submit(request, scheduler::Generation::Clock::now() + std::chrono::minutes(1));
+      held->text().submit(request, scheduler::Generation::Clock::now() + std::chrono::hours(1));
   const auto& outcome = generation->wait();
   EXPECT_FALSE(outcome.error.has_value());
   EXPECT_EQ(outcome.result.completion_tokens, 8);
@@ -169,7 +169,7 @@ TEST_F(RegistryTest, ConcurrentRequestsAcrossModelsWithinTheBudget) {
           request.prompt = lease->text().model().tokenize("Once", true, false);
           request.max_tokens = 4;
           const auto generation = lease->text().submit(
-              request, scheduler::Generation::Clock::now() + std::chrono::minutes(1));
+              request, scheduler::Generation::Clock::now() + std::chrono::hours(1));
           EXPECT_FALSE(generation->wait().error.has_value());
           served++;
         } catch (const Error& e) {
