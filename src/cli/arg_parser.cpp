@@ -58,9 +58,9 @@ void ArgParser::parse(const std::vector<std::string>& args) {
       continue;
     }
     if (inline_value) {
-      values_[canonical] = *inline_value;
+      values_[canonical].push_back(*inline_value);
     } else if (i + 1 < args.size()) {
-      values_[canonical] = args[++i];
+      values_[canonical].push_back(args[++i]);
     } else {
       throw Error(ErrorCode::kInvalidInput, "option " + name + " needs a value", name);
     }
@@ -71,16 +71,31 @@ bool ArgParser::has(const std::string& name) const {
   return values_.contains(name);
 }
 
-std::string ArgParser::get(const std::string& name, const std::string& fallback) const {
+const std::string* ArgParser::single(const std::string& name) const {
   const auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  if (it == values_.end()) return nullptr;
+  if (it->second.size() > 1) {
+    // Silently keeping the last would lose what the first said.
+    throw Error(ErrorCode::kInvalidInput, "option " + name + " is given more than once", name);
+  }
+  return &it->second.front();
+}
+
+std::string ArgParser::get(const std::string& name, const std::string& fallback) const {
+  const auto* value = single(name);
+  return value == nullptr ? fallback : *value;
+}
+
+std::vector<std::string> ArgParser::get_all(const std::string& name) const {
+  const auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 int ArgParser::get_int(const std::string& name, int fallback) const {
-  const auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
+  const auto* given = single(name);
+  if (given == nullptr) return fallback;
   int value = 0;
-  const auto& s = it->second;
+  const auto& s = *given;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
   if (ec != std::errc() || end != s.data() + s.size()) {
     throw Error(ErrorCode::kInvalidInput, "option " + name + " wants an integer, got '" + s + "'",
@@ -90,9 +105,9 @@ int ArgParser::get_int(const std::string& name, int fallback) const {
 }
 
 float ArgParser::get_float(const std::string& name, float fallback) const {
-  const auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  const auto& s = it->second;
+  const auto* given = single(name);
+  if (given == nullptr) return fallback;
+  const auto& s = *given;
   char* end = nullptr;
   const float value = std::strtof(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(value)) {
@@ -116,7 +131,7 @@ engine::GenerationRequest generation_options(const ArgParser& p) {
   s.min_p = p.get_float("--min-p", s.min_p);
   s.repeat_penalty = p.get_float("--repeat-penalty", s.repeat_penalty);
   if (p.has("--seed")) s.seed = static_cast<uint32_t>(p.get_int("--seed", 0));
-  if (p.has("--stop")) request.stop.push_back(p.get("--stop"));
+  request.stop = p.get_all("--stop");
   engine::validate(s);
   return request;
 }

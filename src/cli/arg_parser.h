@@ -20,16 +20,21 @@ class ArgParser {
   void parse(const std::vector<std::string>& args);
 
   bool has(const std::string& name) const;
+  // The value of an option given once; Error(kInvalidInput) when it was given more than once
+  // (get, get_int, get_float): only the options a command reads with get_all may repeat.
   std::string get(const std::string& name, const std::string& fallback = {}) const;
+  std::vector<std::string> get_all(const std::string& name) const;  // every value, in order
   int get_int(const std::string& name, int fallback) const;
   float get_float(const std::string& name, float fallback) const;
   bool flag(const std::string& name) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
 
  private:
-  std::map<std::string, std::string> alias_;  // every spelling -> canonical
-  std::map<std::string, bool> takes_value_;   // canonical -> valued?
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> alias_;                 // every spelling -> canonical
+  std::map<std::string, bool> takes_value_;                  // canonical -> valued?
+  const std::string* single(const std::string& name) const;  // null when not given
+
+  std::map<std::string, std::vector<std::string>> values_;
   std::map<std::string, bool> flags_;
   std::vector<std::string> positionals_;
 };

@@ -27,6 +27,7 @@ privacy router uses, and prints the findings (types, byte spans, lines; never th
   --keyword WORD         also report WORD (customer and project names); repeatable as a
                          comma-separated list
   --keywords-file FILE   one keyword per line
+  --patterns-file FILE   regular expressions (RE2 syntax), one per line, reported as "pattern"
   --stats                add bytes, scan time and microseconds per KB to the output
   --repeat N             scan N times (for --stats on small files; default 1)
 )";
@@ -61,7 +62,8 @@ std::vector<std::string> split_list(const std::string& list, char sep) {
 }  // namespace
 
 int run_scan(const std::vector<std::string>& args) {
-  ArgParser p({"--keyword", "--keywords-file", "--repeat"}, {"-h|--help", "--stats"});
+  ArgParser p({"--keyword", "--keywords-file", "--patterns-file", "--repeat"},
+              {"-h|--help", "--stats"});
   p.parse(args);
   if (p.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -71,11 +73,19 @@ int run_scan(const std::vector<std::string>& args) {
     throw Error(ErrorCode::kInvalidInput, std::string("give one FILE to scan\n") + kUsage, "FILE");
   }
   privacy::ScanOptions options;
-  options.keywords = split_list(p.get("--keyword"), ',');
+  for (const auto& list : p.get_all("--keyword")) {
+    for (auto& word : split_list(list, ',')) {
+      options.keywords.push_back(std::move(word));
+    }
+  }
   if (p.has("--keywords-file")) {
     for (auto& word : split_list(read_all(p.get("--keywords-file")), '\n')) {
       options.keywords.push_back(std::move(word));
     }
+  }
+  if (p.has("--patterns-file")) {
+    options.patterns = privacy::PatternSet::compile(
+        split_list(read_all(p.get("--patterns-file")), '\n'), "--patterns-file");
   }
   const int repeat = p.get_int("--repeat", 1);
   if (repeat < 1 || repeat > 1'000'000) {

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "cli/serve_options.h"
 #include "core/error.h"
 #include "engine/backend.h"
+#include "executors/cloud/cloud_executor.h"
 #include "executors/local/local_executor.h"
 #include "http/http_server.h"
 #include "http/routes.h"
@@ -46,6 +48,28 @@ void log_model_event(const runtime::ModelEvent& e) {
                                                e.seconds);
 }
 
+// Requests waiting for the local text model a call names (the largest queue among the loaded
+// text models when it names none, or none known): route "auto"'s overflow signal. A model not
+// loaded yet has nobody waiting.
+int local_queue_waiting(const runtime::Runtime& runtime, const pipeline::Call& call) {
+  std::string name;
+  if (!call.model.empty()) {
+    try {
+      name = runtime.models().spec(call.model).name;
+    } catch (const Error&) {  // a name the registry answers with its default model
+    }
+  }
+  int waiting = 0;
+  for (const auto& lease : runtime.models().loaded()) {
+    if (lease->spec().kind != runtime::ModelKind::kText ||
+        (!name.empty() && lease->name() != name)) {
+      continue;
+    }
+    waiting = std::max(waiting, lease->text().stats().waiting);
+  }
+  return waiting;
+}
+
 }  // namespace
 
 int run_serve(const std::vector<std::string>& args) {
@@ -74,8 +98,21 @@ int run_serve(const std::vector<std::string>& args) {
   // it may run), then the model on this machine.
   pipeline::Pipeline pipeline;
   pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(options.keys));
-  pipeline.add_stage(std::make_unique<stages::PrivacyStage>(options.privacy));
-  pipeline.add_executor(std::make_unique<executors::LocalExecutor>(runtime));
+  pipeline.add_stage(std::make_unique<stages::PrivacyStage>(
+      options.privacy,
+      [&runtime](const pipeline::Call& call) { return local_queue_waiting(runtime, call); }));
+  auto local = std::make_unique<executors::LocalExecutor>(runtime);
+  const pipeline::Executor* local_executor = local.get();
+  pipeline.add_executor(std::move(local));  // the first: the default
+  if (options.privacy.cloud) {
+    // Only calls the privacy stage routed to it, and it falls back to the local one.
+    pipeline.add_executor(
+        std::make_unique<executors::CloudExecutor>(options.cloud, local_executor));
+    std::fprintf(stderr,
+                 "mmserve: cloud endpoint %s (model %s) for calls without personal data, as the "
+                 "privacy policy's route says\n",
+                 options.cloud.base_url.c_str(), options.cloud.default_model.c_str());
+  }
   http::HttpServer server(runtime, pipeline, ho);
   const int port = server.bind();
   runtime.models().set_observer(log_model_event);

@@ -2,8 +2,11 @@
 // registry's budget, the request policy and the HTTP edge's settings.
 #include "cli/serve_options.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "cli/arg_parser.h"
@@ -56,6 +59,21 @@ constexpr const char* kServeUsage =
       --privacy-policy F  the privacy policy (TOML): keywords, and rules that refuse or keep local
                           requests holding personal data (reloaded when the file changes)
       --audit-log F       append one JSON line per privacy decision to F (never the values)
+      --cloud-url URL     an OpenAI-compatible API (https://api.openai.com/v1, a LiteLLM or vLLM
+                          server) where calls without personal data may run, as the privacy
+                          policy's route says (route = "cloud" or "auto"; docs/privacy.md)
+      --cloud-model NAME  the upstream model (required with --cloud-url)
+      --cloud-model-map LOCAL=REMOTE,...  upstream models by the request's "model"
+                          (repeatable)
+      --cloud-api-key-file F  the endpoint's key, from a file (else $MMSERVE_CLOUD_API_KEY, or
+                          the variable --cloud-api-key-env names)
+      --cloud-connect-timeout MS  (default 3000)   --cloud-read-timeout MS  (default 30000)
+      --cloud-retries N   retries on 429, 5xx and network errors, with backoff (default 2)
+      --cloud-backoff MS  first retry's wait, doubled each time (default 200)
+      --cloud-breaker-failures N  consecutive failures that stop trying the cloud (default 5)
+      --cloud-breaker-cooldown MS  how long before it is tried again (default 30000)
+      --cloud-fallback local|error  when the cloud fails: run locally (default) or answer 503
+      --cloud-price-per-1k X  the cloud's price per 1K tokens, for the cost-saved metric
       --log-prompts       debug: request log lines carry request bodies and generated text
                           (off by default: the log never holds prompts or outputs)
   -v, --verbose           show llama.cpp's own log
@@ -139,6 +157,106 @@ void check_model_files(const runtime::ModelSpec& spec, bool flags) {
   }
 }
 
+std::string read_key_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw Error(ErrorCode::kNotFound, "cannot read the cloud API key file " + path,
+                "--cloud-api-key-file");
+  }
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())) != 0) {
+    key.pop_back();  // the newline an editor or `echo` leaves
+  }
+  if (key.empty() || key.find_first_of("\r\n") != std::string::npos) {
+    throw Error(ErrorCode::kInvalidInput,
+                "the cloud API key file " + path + " must hold the key on one line",
+                "--cloud-api-key-file");
+  }
+  return key;
+}
+
+std::chrono::milliseconds millis(const ArgParser& p, const std::string& name,
+                                 std::chrono::milliseconds fallback, int min = 1) {
+  return std::chrono::milliseconds(positive(p, name, static_cast<int>(fallback.count()), min));
+}
+
+// --cloud-*: the cloud executor's endpoint, key, models and failure handling.
+void parse_cloud_options(const ArgParser& p, ServeOptions& options) {
+  // The price counts what local calls saved, with or without a cloud endpoint.
+  const float price = p.get_float("--cloud-price-per-1k", 0);
+  if (!(price >= 0) || price > 1000) {
+    throw Error(ErrorCode::kInvalidInput,
+                "option --cloud-price-per-1k must be a price from 0 to 1000",
+                "--cloud-price-per-1k");
+  }
+  options.privacy.price_per_1k_tokens = price;
+  auto& c = options.cloud;
+  c.base_url = p.get("--cloud-url");
+  if (c.base_url.empty()) {
+    for (const char* flag :
+         {"--cloud-model", "--cloud-model-map", "--cloud-api-key-file", "--cloud-fallback"}) {
+      if (p.has(flag)) {
+        throw Error(ErrorCode::kInvalidInput, std::string(flag) + " needs --cloud-url", flag);
+      }
+    }
+    return;
+  }
+  if (!c.base_url.starts_with("http://") && !c.base_url.starts_with("https://")) {
+    throw Error(ErrorCode::kInvalidInput,
+                "--cloud-url must start with http:// or https:// (e.g. https://api.openai.com/v1)",
+                "--cloud-url");
+  }
+  while (c.base_url.ends_with('/')) {
+    c.base_url.pop_back();
+  }
+  options.privacy.cloud = true;
+  c.default_model = p.get("--cloud-model");
+  if (c.default_model.empty()) {
+    throw Error(ErrorCode::kInvalidInput,
+                "--cloud-url needs --cloud-model (the upstream model, e.g. gpt-4o-mini)",
+                "--cloud-model");
+  }
+  std::string all_pairs;
+  for (const auto& given : p.get_all("--cloud-model-map")) {  // repeatable, and comma lists
+    all_pairs += given + ",";
+  }
+  std::stringstream pairs(all_pairs);
+  for (std::string pair; std::getline(pairs, pair, ',');) {
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
+      throw Error(
+          ErrorCode::kInvalidInput,
+          "--cloud-model-map takes LOCAL=REMOTE pairs separated by commas, not '" + pair + "'",
+          "--cloud-model-map");
+    }
+    c.model_map[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  if (p.has("--cloud-api-key-file")) {
+    c.api_key = read_key_file(p.get("--cloud-api-key-file"));
+  } else {
+    const std::string env = p.get("--cloud-api-key-env", "MMSERVE_CLOUD_API_KEY");
+    const char* key = std::getenv(env.c_str());
+    c.api_key = key != nullptr ? key : "";
+  }
+  c.connect_timeout = millis(p, "--cloud-connect-timeout", c.connect_timeout);
+  c.read_timeout = millis(p, "--cloud-read-timeout", c.read_timeout);
+  c.retries = positive(p, "--cloud-retries", c.retries, 0);
+  if (c.retries > 10) {
+    throw Error(ErrorCode::kInvalidInput, "option --cloud-retries must be at most 10",
+                "--cloud-retries");
+  }
+  c.backoff = millis(p, "--cloud-backoff", c.backoff, 0);
+  c.breaker_failures = positive(p, "--cloud-breaker-failures", c.breaker_failures);
+  c.breaker_cooldown = millis(p, "--cloud-breaker-cooldown", c.breaker_cooldown, 0);
+  const std::string fallback = p.get("--cloud-fallback", "local");
+  if (fallback != "local" && fallback != "error") {
+    throw Error(ErrorCode::kInvalidInput, "--cloud-fallback must be local or error",
+                "--cloud-fallback");
+  }
+  c.fallback_local = fallback == "local";
+}
+
 }  // namespace
 
 const char* serve_usage() {
@@ -173,7 +291,20 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--max-audio-bytes",
                "--max-audio-seconds",
                "--privacy-policy",
-               "--audit-log"},
+               "--audit-log",
+               "--cloud-url",
+               "--cloud-model",
+               "--cloud-model-map",
+               "--cloud-api-key-file",
+               "--cloud-api-key-env",
+               "--cloud-connect-timeout",
+               "--cloud-read-timeout",
+               "--cloud-retries",
+               "--cloud-backoff",
+               "--cloud-breaker-failures",
+               "--cloud-breaker-cooldown",
+               "--cloud-fallback",
+               "--cloud-price-per-1k"},
               {"-v|--verbose", "-h|--help", "--log-prompts"});
   p.parse(args);
   ServeOptions options;
@@ -235,6 +366,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   options.privacy.policy_path = p.get("--privacy-policy");
   options.privacy.audit_path = p.get("--audit-log");
   options.drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));
+  parse_cloud_options(p, options);
 
   // Fail fast, with one line, on a model file that cannot work; the full load is in background.
   for (const auto& spec : ro.models) check_model_files(spec, !p.has("--models"));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "executors/cloud/cloud_options.h"
 #include "http/http_server.h"
 #include "runtime/runtime.h"
 #include "stages/auth/api_key_stage.h"
@@ -20,6 +21,9 @@ struct ServeOptions {
   http::HttpOptions http;
   stages::ApiKeys keys;            // --api-key, --admin-key (or their environment variables)
   stages::PrivacyOptions privacy;  // --privacy-policy, --audit-log
+  // --cloud-*: the OpenAI-compatible endpoint calls without personal data may go to; used only
+  // when privacy.cloud (--cloud-url given).
+  executors::CloudOptions cloud;
   std::chrono::seconds drain_timeout{30};
 };
 

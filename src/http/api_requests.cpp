@@ -144,13 +144,14 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
 void reject_unsupported_parameters(const std::string& task, const Json& params) {
   std::vector<std::string_view> fields;
   if (task == "text-gen" || task == "image-caption") {
-    fields = {"max_tokens", "temperature",    "top_p",      "top_k", "min_p",  "stop",
-              "seed",       "repeat_penalty", "ignore_eos", "raw",   "system", "stream"};
+    fields = {"max_tokens",     "temperature", "top_p", "top_k",  "min_p",  "stop",      "seed",
+              "repeat_penalty", "ignore_eos",  "raw",   "system", "stream", "data_class"};
     if (task == "image-caption") {
       fields.emplace_back("prompt");
     }
   } else {
-    fields = {"language", "translate", "timestamps", "words", "prompt", "temperature", "stream"};
+    fields = {"language", "translate",   "timestamps", "words",
+              "prompt",   "temperature", "stream",     "data_class"};
   }
   reject_unsupported_fields(params, "parameters", fields);
 }
@@ -247,6 +248,9 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
   r.stream = opt_bool(body, "stream", "").value_or(false) ||
              opt_bool(params, "stream", "parameters").value_or(false);
   r.input = opt_string(body, "input", "");
+  if (const auto data_class = opt_string(params, "data_class", "parameters")) {
+    r.data_class = pipeline::parse_data_class(*data_class, "parameters.data_class");
+  }
   if (has_upload && r.task == "text-gen") {
     invalid("task 'text-gen' takes no uploaded file; send 'input' as text", "input");
   }

@@ -45,6 +45,8 @@ struct InferenceRequest {
   std::string model;                 // name or alias; "" = the task's default
   std::optional<std::string> input;  // the text, or the image/audio as base64 or a data URL
   bool stream = false;
+  // parameters.data_class: the client's sensitivity hint, as the X-Data-Class header.
+  pipeline::DataClass data_class = pipeline::DataClass::kUnspecified;
   // text-gen and image-caption:
   engine::GenerationRequest generation;
   bool raw = false;

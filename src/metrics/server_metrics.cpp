@@ -107,7 +107,8 @@ ServerMetrics::ServerMetrics()
                                       "Request log lines dropped because stderr could not keep "
                                       "up.")
                              .labels({})),
-      process_(registry_) {}
+      process_(registry_),
+      routing_(registry_) {}
 
 void ServerMetrics::record_request(std::string_view task, std::string_view model,
                                    std::string_view endpoint, std::string_view route, int status,

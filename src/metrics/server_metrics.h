@@ -21,6 +21,7 @@
 #include "metrics/gpu_metrics.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
+#include "metrics/routing_metrics.h"
 
 namespace mmserve::metrics {
 
@@ -43,6 +44,8 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   Registry& registry() { return registry_; }
+  // The privacy router's and the cloud executor's series (routing_metrics.h).
+  RoutingMetrics& routing() { return routing_; }
 
   // One inference request answered: mmserve_requests_total and
   // mmserve_request_duration_seconds. `route` is "local" (served here); `model` is empty when
@@ -98,6 +101,7 @@ class ServerMetrics {
   Family<Gauge>& build_info_;
   Counter& log_lines_dropped_;
   ProcessMetrics process_;
+  RoutingMetrics routing_;
   Mutex gpu_mutex_;
   std::unique_ptr<GpuMetrics> gpu_ GUARDED_BY(gpu_mutex_);  // set once by start_gpu_metrics
 };

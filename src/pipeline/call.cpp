@@ -13,6 +13,7 @@ const char* data_class_name(DataClass data_class) {
     case DataClass::kPublic: return "public";
     case DataClass::kInternal: return "internal";
     case DataClass::kPersonal: return "personal";
+    case DataClass::kConfidential: return "confidential";
   }
   return "unspecified";
 }
@@ -24,15 +25,21 @@ DataClass parse_data_class(std::string_view text, const std::string& field) {
   if (lower.empty()) {
     return DataClass::kUnspecified;
   }
-  for (const auto c : {DataClass::kPublic, DataClass::kInternal, DataClass::kPersonal}) {
+  for (const auto c :
+       {DataClass::kPublic, DataClass::kInternal, DataClass::kPersonal, DataClass::kConfidential}) {
     if (lower == data_class_name(c)) {
       return c;
     }
   }
   throw Error(ErrorCode::kInvalidInput,
-              field + " must be public, internal or personal, not '" +
+              field + " must be public, internal, personal or confidential, not '" +
                   std::string(text.substr(0, 64)) + "'",
               field);
+}
+
+DataClass stricter_data_class(DataClass a, DataClass b) {
+  // The enumerators are in order of strictness.
+  return static_cast<int>(a) >= static_cast<int>(b) ? a : b;
 }
 
 bool Cancellation::requested() const {

@@ -7,6 +7,7 @@
 // lifetime; one thread at a time touches it, except its Cancellation, which is thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -31,12 +32,16 @@ enum class Operation {
   kManageModels,  // the admin endpoints (load, unload)
 };
 
-// The client's hint of how sensitive its data is (header X-Data-Class). The privacy router
-// treats "personal" as never leaving the machine; unspecified means "decide by the content".
-enum class DataClass { kUnspecified, kPublic, kInternal, kPersonal };
+// The client's hint of how sensitive its data is (header X-Data-Class, or parameters.data_class
+// in /v1/inference). The privacy router keeps "personal" and "confidential" on this machine
+// whatever the content; the others (and unspecified) are decided by the content.
+enum class DataClass { kUnspecified, kPublic, kInternal, kPersonal, kConfidential };
+// The stricter of two hints (the header and the body's parameter): a client cannot loosen one
+// with the other.
+DataClass stricter_data_class(DataClass a, DataClass b);
 const char* data_class_name(DataClass data_class);
-// "public", "internal" or "personal" (any case); "" is kUnspecified. Else Error(kInvalidInput)
-// naming `field`.
+// "public", "internal", "personal" or "confidential" (any case); "" is kUnspecified. Else
+// Error(kInvalidInput) naming `field`.
 DataClass parse_data_class(std::string_view text, const std::string& field);
 
 // What the client presented, unverified.
@@ -179,6 +184,13 @@ struct Call {
   // The value of the latest annotation with `key`; nullptr when none.
   const std::string* annotation(std::string_view key) const;
 };
+
+// The call's deadline as the engines take it: a call without one (the SDK) gets one far enough
+// that it never fires (it ends when cancelled), so that deadline arithmetic cannot overflow.
+inline Clock::time_point bounded_deadline(const Call& call) {
+  constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
+  return std::min(call.deadline, Clock::now() + kNoDeadline);
+}
 
 // What a finished call used, for the stages that count (quotas, audit, capture).
 struct Usage {

@@ -56,8 +56,9 @@ int rank(FindingType type) {
     case FindingType::kMacauId: return 11;
     case FindingType::kCnLicensePlate: return 12;
     case FindingType::kKeyword: return 13;
+    case FindingType::kPattern: return 14;
   }
-  return 13;
+  return 14;
 }
 
 bool all_digits(std::string_view s) {
@@ -511,6 +512,9 @@ std::vector<Finding> scan(std::string_view text, const ScanOptions& options) {
   };
   for (const auto& [first, candidate] : accepted) emit(candidate);
   for (const Candidate& hit : scanner.keyword_hits()) emit(hit);
+  if (options.patterns) {
+    options.patterns->find(text, findings);  // on the text as sent: already byte offsets
+  }
   std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });

@@ -32,6 +32,7 @@
 // arguments: thread-safe.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,7 @@
 
 #include "privacy/checksums.h"
 #include "privacy/finding.h"
+#include "privacy/patterns.h"
 
 namespace mmserve::privacy {
 
@@ -46,11 +48,14 @@ struct ScanOptions {
   // Words reported as FindingType::kKeyword (customer names, project code names), UTF-8;
   // normalized like the text (full-width forms fold). Empty strings are ignored.
   std::vector<std::string> keywords;
+  // The policy's regular expressions, reported as FindingType::kPattern; null: none.
+  std::shared_ptr<const PatternSet> patterns;
   // Latest acceptable birth date of a resident ID; unset: today's date in UTC.
   std::optional<CivilDate> today;
 };
 
-// Findings ordered by begin (keywords included), at most one non-keyword finding per byte.
+// Findings ordered by begin (keywords and patterns included), at most one finding of the
+// built-in types per byte.
 std::vector<Finding> scan(std::string_view text, const ScanOptions& options = {});
 
 }  // namespace mmserve::privacy

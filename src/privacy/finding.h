@@ -24,10 +24,11 @@ enum class FindingType {
   kIban,            // international bank account number (mod 97)
   kCnLicensePlate,  // China vehicle license plate (format only)
   kKeyword,         // a word from the configured keyword lists
+  kPattern,         // a match of one of the policy's regular expressions (patterns.h)
 };
 
 // Number of FindingType values, for tables indexed by type.
-inline constexpr size_t kFindingTypeCount = 14;
+inline constexpr size_t kFindingTypeCount = 15;
 
 // Stable snake_case name ("cn_resident_id", "bank_card", ...), used in policies, logs, metrics.
 const char* finding_type_name(FindingType type) noexcept;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -56,6 +57,8 @@ void refuse_unknown_keys(const toml::table& t, const std::string& origin,
   }
 }
 
+std::optional<Action> parse_action(std::string_view text);
+
 Rule parse_rule(const toml::table& t, const std::string& origin, size_t index) {
   refuse_unknown_keys(t, origin, {"name", "types", "action", "tasks", "models", "callers"},
                       "in a [[rule]]");
@@ -69,22 +72,32 @@ Rule parse_rule(const toml::table& t, const std::string& origin, size_t index) {
     }
     rule.types.push_back(*parsed);
   }
-  if (rule.types.empty()) {
-    fail(origin, t, "types", "rule '" + rule.name + "' needs 'types' (a non-empty list)");
+  if (const auto* types = t.get("types"); types != nullptr && rule.types.empty()) {
+    fail(origin, *types, "types",
+         "rule '" + rule.name + "' has an empty 'types': leave it out for a route rule");
   }
   const toml::node* action = t.get("action");
   const auto* action_text = action != nullptr ? action->as_string() : nullptr;
   if (action_text == nullptr) {
-    fail(origin, t, "action", "rule '" + rule.name + R"(' needs 'action' ("refuse" or "local"))");
+    fail(
+        origin, t, "action",
+        "rule '" + rule.name +
+            R"(' needs 'action' ("refuse" or "local" with types; "local", "cloud" or "auto" without))");
   }
-  if (action_text->get() == "refuse") {
-    rule.action = Action::kRefuse;
-  } else if (action_text->get() == "local") {
-    rule.action = Action::kLocal;
-  } else {
+  const auto parsed = parse_action(action_text->get());
+  if (!parsed) {
     fail(origin, *action, "action",
-         "action '" + action_text->get() +
-             "' is not one of refuse, local (this build has no cloud route yet)");
+         "action '" + action_text->get() + "' is not one of refuse, local, cloud, auto");
+  }
+  rule.action = *parsed;
+  if (!rule.types.empty() && (rule.action == Action::kCloud || rule.action == Action::kAuto)) {
+    fail(origin, *action, "action",
+         "rule '" + rule.name + "' has types, and a call with findings never goes to the cloud: " +
+             "its action must be refuse or local");
+  }
+  if (rule.types.empty() && rule.action == Action::kRefuse) {
+    fail(origin, *action, "action",
+         "rule '" + rule.name + "' refuses without 'types': name the finding types it refuses");
   }
   rule.tasks = string_list(t, origin, "tasks");
   for (const auto& task : rule.tasks) {
@@ -97,6 +110,15 @@ Rule parse_rule(const toml::table& t, const std::string& origin, size_t index) {
   return rule;
 }
 
+std::optional<Action> parse_action(std::string_view text) {
+  for (const auto a : {Action::kLocal, Action::kRefuse, Action::kCloud, Action::kAuto}) {
+    if (text == action_name(a)) {
+      return a;
+    }
+  }
+  return std::nullopt;
+}
+
 bool in_scope(const std::vector<std::string>& allowed, std::string_view value) {
   return allowed.empty() || std::find(allowed.begin(), allowed.end(), value) != allowed.end();
 }
@@ -104,23 +126,40 @@ bool in_scope(const std::vector<std::string>& allowed, std::string_view value) {
 }  // namespace
 
 const char* action_name(Action action) {
-  return action == Action::kRefuse ? "refuse" : "local";
+  switch (action) {
+    case Action::kLocal: return "local";
+    case Action::kRefuse: return "refuse";
+    case Action::kCloud: return "cloud";
+    case Action::kAuto: return "auto";
+  }
+  return "local";
 }
 
 Decision Policy::decide(const std::vector<Finding>& findings, const Scope& scope) const {
-  for (const auto& rule : rules) {
-    if (!in_scope(rule.tasks, scope.task) || !in_scope(rule.models, scope.model) ||
-        !in_scope(rule.callers, scope.caller)) {
-      continue;
+  const auto scoped = [&scope](const Rule& rule) {
+    return in_scope(rule.tasks, scope.task) && in_scope(rule.models, scope.model) &&
+           in_scope(rule.callers, scope.caller);
+  };
+  if (!findings.empty()) {
+    for (const auto& rule : rules) {
+      if (rule.types.empty() || !scoped(rule)) {
+        continue;
+      }
+      const bool hit = std::any_of(findings.begin(), findings.end(), [&](const Finding& f) {
+        return std::find(rule.types.begin(), rule.types.end(), f.type) != rule.types.end();
+      });
+      if (hit) {
+        return {rule.action, rule.name};
+      }
     }
-    const bool hit = std::any_of(findings.begin(), findings.end(), [&](const Finding& f) {
-      return std::find(rule.types.begin(), rule.types.end(), f.type) != rule.types.end();
-    });
-    if (hit) {
+    return {Action::kLocal, "default"};  // findings stay here, whatever the route
+  }
+  for (const auto& rule : rules) {
+    if (rule.types.empty() && scoped(rule)) {
       return {rule.action, rule.name};
     }
   }
-  return {Action::kLocal, "default"};
+  return {route, "default"};
 }
 
 Policy parse_policy_text(const std::string& text, const std::string& origin) {
@@ -133,9 +172,40 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
         origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
         "privacy-policy");
   }
-  refuse_unknown_keys(root, origin, {"keywords", "rule"}, "in a privacy policy");
+  refuse_unknown_keys(root, origin, {"keywords", "patterns", "rule", "route", "overflow"},
+                      "in a privacy policy");
   Policy policy;
   policy.keywords = string_list(root, origin, "keywords");
+  if (const auto patterns = string_list(root, origin, "patterns"); !patterns.empty()) {
+    try {
+      policy.patterns = PatternSet::compile(patterns, "patterns");
+    } catch (const Error& e) {
+      fail(origin, *root.get("patterns"), "patterns", e.what());
+    }
+  }
+  if (const toml::node* route = root.get("route")) {
+    const auto* text = route->as_string();
+    const auto parsed = text != nullptr ? parse_action(text->get()) : std::nullopt;
+    if (!parsed || *parsed == Action::kRefuse) {
+      fail(origin, *route, "route", R"('route' must be "local", "cloud" or "auto")");
+    }
+    policy.route = *parsed;
+  }
+  if (const toml::node* overflow = root.get("overflow")) {
+    const toml::table* t = overflow->as_table();
+    if (t == nullptr) {
+      fail(origin, *overflow, "overflow", "'overflow' must be a table ([overflow])");
+    }
+    refuse_unknown_keys(*t, origin, {"queued"}, "in [overflow]");
+    if (const toml::node* queued = t->get("queued")) {
+      const auto* n = queued->as_integer();
+      if (n == nullptr || n->get() < 0 || n->get() > 1000000) {
+        fail(origin, *queued, "queued",
+             "'queued' must be a whole number from 0 (always overflow) to 1000000");
+      }
+      policy.overflow_queued = static_cast<int>(n->get());
+    }
+  }
   if (const toml::node* rules = root.get("rule")) {
     const toml::array* list = rules->as_array();
     if (list == nullptr) {

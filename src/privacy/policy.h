@@ -1,36 +1,50 @@
-// The privacy policy: what happens to a request given what the detectors found in it. Read from
-// a TOML file (the same format as the models file):
+// The privacy policy: where a request runs given what the detectors found in it. Read from a
+// TOML file (the same format as the models file):
 //
 //   keywords = ["青龙", "Project Falcon"]     # reported as findings of type "keyword"
+//   patterns = ['HT-\d{6}']                 # RE2 regular expressions: findings "pattern"
+//   route = "auto"                           # calls without findings: "local" (the default),
+//                                            # "cloud", or "auto" (the cloud on overflow only)
+//   [overflow]
+//   queued = 2                               # auto: the cloud when this many wait locally
 //
-//   [[rule]]                                 # the first rule that matches decides
+//   [[rule]]                                 # a findings rule: the first that matches decides
 //   name = "no-cards"
 //   types = ["bank_card", "cn_resident_id"]  # matches when any finding has one of these types
 //   action = "refuse"                        # "refuse" (HTTP 403) or "local"
 //   tasks = ["text-gen"]                     # optional scopes: tasks, models, callers
 //
-// Requests no rule matches run locally ("default"): this build has no cloud executor yet, so
-// "local" is the only route; the cloud routes of the hybrid-cloud issue will add to `action`.
-// Every failure is Error(kInvalidInput) naming FILE:LINE and the key.
+//   [[rule]]                                 # a route rule (no types): the route of its scope
+//   name = "batch-to-cloud"
+//   callers = ["batch"]                      # API key names
+//   action = "cloud"                         # "local", "cloud" or "auto"
+//
+// A call with findings never takes a route rule: the findings rules decide (refuse or local),
+// and it runs locally when none matches. Findings rules are tried first, in file order, then
+// route rules, in file order, then `route`. Every failure is Error(kInvalidInput) naming
+// FILE:LINE and the key.
 //
 // Threading: a Policy is immutable once parsed; decide() is pure and thread-safe.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "privacy/finding.h"
+#include "privacy/patterns.h"
 
 namespace mmserve::privacy {
 
-enum class Action { kLocal, kRefuse };
+// kCloud and kAuto are routes for calls without findings only.
+enum class Action { kLocal, kRefuse, kCloud, kAuto };
 const char* action_name(Action action);
 
 struct Rule {
   std::string name;
-  std::vector<FindingType> types;  // any of them
+  std::vector<FindingType> types;  // any of them; empty: a route rule (local, cloud, auto)
   Action action = Action::kLocal;
   std::vector<std::string> tasks, models, callers;  // empty: any
 };
@@ -47,7 +61,10 @@ struct Decision {
 
 struct Policy {
   std::vector<std::string> keywords;
+  std::shared_ptr<const PatternSet> patterns;  // compiled `patterns`; null when none
   std::vector<Rule> rules;
+  Action route = Action::kLocal;  // calls without findings that no route rule matches
+  int overflow_queued = 1;        // auto: the cloud when at least this many wait locally
 
   Decision decide(const std::vector<Finding>& findings, const Scope& scope) const;
 };

@@ -36,7 +36,7 @@ def test_the_data_class_hint_is_checked_and_logged_with_the_caller():
     with running_server("-m", STORIES, "--api-key", "user-key") as server:
         status, _, body = server.post("/v1/inference", TEXT, headers={**AUTH, "X-Data-Class": "top-secret"})
         assert status == 400 and body["error"]["param"] == "X-Data-Class"
-        assert "public, internal or personal" in body["error"]["message"]
+        assert "public, internal, personal or confidential" in body["error"]["message"]
         status, _, body = server.post("/v1/inference", TEXT,
                                       headers={**AUTH, "X-Data-Class": "Personal", "X-Request-Id": "dc-1"})
         assert status == 200, body
@@ -90,7 +90,7 @@ def test_privacy_scan_is_a_dry_run_with_spans_and_the_decision():
         assert finding["type"] == "cn_resident_id" and finding["checksum_verified"] is True
         assert raw[finding["begin"]:finding["end"]] == b"110101199003071233"
         assert body["counts"] == {"cn_resident_id": 1}
-        assert body["route"] == "local" and "no cloud" in body["reason"]
+        assert body["route"] == "local" and body["reason"] == "findings"
         status, _, body = server.post("/v1/privacy/scan", {"text": text}, headers=AUTH)
         assert status == 400 and body["error"]["param"] == "text"
         status, _, body = server.post("/v1/privacy/scan", {}, headers=AUTH)

@@ -35,3 +35,20 @@ TEST(ArgParser, MissingValueAndBadNumbersAreErrors) {
   q.parse({"-n", "12abc"});
   EXPECT_THROW(q.get_int("--max-tokens", 0), Error);
 }
+
+// A repeated option is either a list the command reads whole, or a mistake it names: never
+// the last value silently winning over the first.
+TEST(ArgParser, RepeatedOptionsAreListsOrErrors) {
+  ArgParser p({"-m|--model", "--stop", "-n|--max-tokens"}, {});
+  p.parse({"--stop", "A", "-m", "x", "--stop=B", "--model", "y", "-n", "1", "-n", "2"});
+  EXPECT_EQ(p.get_all("--stop"), (std::vector<std::string>{"A", "B"}));
+  EXPECT_TRUE(p.get_all("--nothing").empty());
+  try {
+    (void)p.get("--model");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.field(), "--model");
+    EXPECT_NE(std::string(e.what()).find("more than once"), std::string::npos);
+  }
+  EXPECT_THROW((void)p.get_int("--max-tokens", 0), Error);
+}

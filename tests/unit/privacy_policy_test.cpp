@@ -61,6 +61,99 @@ TEST(PrivacyPolicy, TheFirstMatchingRuleInScopeDecides) {
   EXPECT_EQ(policy.decide({}, chat).action, privacy::Action::kLocal);
 }
 
+// Route rules (no types) choose the route of calls without findings; a call with findings never
+// takes one, whatever its order in the file.
+TEST(PrivacyPolicy, RouteRulesNeverApplyToCallsWithFindings) {
+  const auto policy = privacy::parse_policy_text(R"(
+route = "auto"
+[overflow]
+queued = 3
+
+[[rule]]
+name = "admin-to-cloud"
+callers = ["admin"]
+action = "cloud"
+
+[[rule]]
+name = "speech-here"
+tasks = ["speech-transcribe"]
+action = "local"
+
+[[rule]]
+name = "no-ids"
+types = ["cn_resident_id"]
+action = "refuse"
+)",
+                                                 "privacy.toml");
+  EXPECT_EQ(policy.route, privacy::Action::kAuto);
+  EXPECT_EQ(policy.overflow_queued, 3);
+  using T = privacy::FindingType;
+  using A = privacy::Action;
+  const privacy::Scope admin{.task = "text-gen", .model = "", .caller = "admin"};
+  const privacy::Scope user{.task = "text-gen", .model = "", .caller = "api-key"};
+  const privacy::Scope speech{.task = "speech-transcribe", .model = "", .caller = "api-key"};
+  EXPECT_EQ(policy.decide({}, admin).action, A::kCloud);
+  EXPECT_EQ(policy.decide({}, admin).rule, "admin-to-cloud");
+  EXPECT_EQ(policy.decide({}, user).action, A::kAuto);
+  EXPECT_EQ(policy.decide({}, user).rule, "default");
+  EXPECT_EQ(policy.decide({}, speech).action, A::kLocal);
+  // Findings: the findings rules decide, the route rules are skipped, else local.
+  EXPECT_EQ(policy.decide(found(T::kCnResidentId), admin).action, A::kRefuse);
+  EXPECT_EQ(policy.decide(found(T::kEmail), admin).action, A::kLocal);
+  EXPECT_EQ(policy.decide(found(T::kEmail), admin).rule, "default");
+  EXPECT_EQ(policy.decide(found(T::kEmail), user).action, A::kLocal);
+  // Without `route`, everything stays local.
+  EXPECT_EQ(privacy::parse_policy_text("", "p.toml").decide({}, user).action, A::kLocal);
+  EXPECT_EQ(privacy::parse_policy_text("", "p.toml").overflow_queued, 1);
+}
+
+// The policy's regular expressions (RE2): found with byte spans in Chinese text, every match,
+// as type "pattern"; a rule can name the type.
+TEST(PrivacyPolicy, PatternsAreFindingsWithSpans) {
+  const auto policy = privacy::parse_policy_text(R"(
+patterns = ['HT-\d{6}', 'Falcon-[A-Z]{2}']
+[[rule]]
+types = ["pattern"]
+action = "refuse"
+)",
+                                                 "privacy.toml");
+  ASSERT_TRUE(policy.patterns);
+  EXPECT_EQ(policy.patterns->size(), 2u);
+  privacy::ScanOptions options;
+  options.patterns = policy.patterns;
+  const std::string text = "合同HT-123456与HT-654321，项目Falcon-QX，HT-12345不算";
+  const auto findings = privacy::scan(text, options);
+  std::vector<std::string> matched;
+  for (const auto& f : findings) {
+    EXPECT_EQ(f.type, privacy::FindingType::kPattern);
+    matched.push_back(text.substr(f.begin, f.end - f.begin));
+  }
+  EXPECT_EQ(matched, (std::vector<std::string>{"HT-123456", "HT-654321", "Falcon-QX"}));
+  EXPECT_EQ(policy.decide(findings, {.task = "text-gen"}).action, privacy::Action::kRefuse);
+  // A pattern that would flag everything, or one RE2 refuses, fails the load naming the key.
+  for (const char* bad : {"patterns = ['a*']\n", "patterns = ['(unclosed']\n"}) {
+    try {
+      privacy::parse_policy_text(bad, "privacy.toml");
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.field(), "patterns") << bad;
+      EXPECT_NE(std::string(e.what()).find("privacy.toml:1"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Linear time: a pattern that makes backtracking engines explode on a hostile text.
+TEST(PrivacyPolicy, PatternsCannotBacktrackCatastrophically) {
+  const auto set = privacy::PatternSet::compile({"(a+)+b"}, "patterns");
+  const std::string hostile(100000, 'a');
+  std::vector<privacy::Finding> out;
+  set->find(hostile, out);  // RE2: one pass; a backtracking engine would never return
+  EXPECT_TRUE(out.empty());
+  set->find(hostile + "b", out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].end - out[0].begin, hostile.size() + 1);
+}
+
 TEST(PrivacyPolicy, MistakesAreRefusedNamingLineAndKey) {
   struct Case {
     const char* text;
@@ -70,10 +163,19 @@ TEST(PrivacyPolicy, MistakesAreRefusedNamingLineAndKey) {
   const Case cases[] = {
       {"default_route = \"cloud\"\n", "default_route", "unknown key 'default_route'"},
       {"keywords = \"x\"\n", "keywords", "list of strings"},
-      {"[[rule]]\naction = \"refuse\"\n", "types", "needs 'types'"},
+      {"[[rule]]\naction = \"refuse\"\n", "action", "refuses without 'types'"},
+      {"[[rule]]\ntypes = []\naction = \"local\"\n", "types", "empty 'types'"},
+      {"route = \"refuse\"\n", "route", "'route' must be"},
+      {"route = 1\n", "route", "'route' must be"},
+      {"[overflow]\nqueued = -1\n", "queued", "whole number"},
+      {"[overflow]\nwaiting = 1\n", "waiting", "unknown key 'waiting' in [overflow]"},
+      {"overflow = 3\n", "overflow", "must be a table"},
       {"[[rule]]\ntypes = [\"credit_card\"]\naction = \"refuse\"\n", "types",
        "unknown finding type 'credit_card'"},
-      {"[[rule]]\ntypes = [\"email\"]\naction = \"cloud\"\n", "action", "no cloud route yet"},
+      {"[[rule]]\ntypes = [\"email\"]\naction = \"cloud\"\n", "action", "never goes to the cloud"},
+      {"[[rule]]\ntypes = [\"email\"]\naction = \"auto\"\n", "action", "never goes to the cloud"},
+      {"[[rule]]\ntypes = [\"email\"]\naction = \"send\"\n", "action",
+       "not one of refuse, local, cloud, auto"},
       {"[[rule]]\ntypes = [\"email\"]\n", "action", "needs 'action'"},
       {"[[rule]]\ntypes = [\"email\"]\naction = \"local\"\ntasks = [\"chat\"]\n", "tasks",
        "unknown task 'chat'"},

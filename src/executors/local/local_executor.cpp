@@ -12,13 +12,6 @@
 namespace mmserve::executors {
 namespace {
 
-// Far enough that it never fires: a call without a deadline (the SDK) ends when cancelled.
-constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
-
-pipeline::Clock::time_point effective_deadline(const pipeline::Call& call) {
-  return std::min(call.deadline, pipeline::Clock::now() + kNoDeadline);
-}
-
 // The messages with their images replaced by the projector's markers, the images decoded into
 // `images` in the order their markers appear.
 std::vector<engine::ChatMessage> template_messages(const pipeline::Call& call,
@@ -123,7 +116,7 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
   s.model = lease->name();
   s.images = static_cast<int>(images.size());
   try {
-    s.generation = text.submit(std::move(request), effective_deadline(call));
+    s.generation = text.submit(std::move(request), pipeline::bounded_deadline(call));
   } catch (const Error& e) {
     // The scheduler names engine fields; the endpoint keeps them under its parameters path.
     if (e.field() == "input" || e.field().empty() || call.parameters_path.empty()) {
@@ -166,7 +159,7 @@ pipeline::Submission LocalExecutor::submit_speech(pipeline::Call& call,
       media::decode_audio(bytes, runtime_.options().audio_limits, audio.field).samples;
   pipeline::Submission s;
   s.model = lease->name();
-  s.speech = speech.submit(std::move(request), effective_deadline(call));
+  s.speech = speech.submit(std::move(request), pipeline::bounded_deadline(call));
   s.keep_alive = std::move(lease);
   return s;
 }

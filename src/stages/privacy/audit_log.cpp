@@ -67,6 +67,8 @@ void AuditLog::write(const AuditRecord& r) noexcept {
                                  {"findings", counts_json(r.findings)},
                                  {"rule", r.rule},
                                  {"route", r.route},
+                                 {"route_reason", r.route_reason},
+                                 {"upstream_status", r.upstream_status},
                                  {"outcome", r.outcome}};
     const std::string text =
         line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

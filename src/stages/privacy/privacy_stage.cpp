@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "metrics/server_metrics.h"
 
 namespace mmserve::stages {
 
@@ -50,13 +51,15 @@ namespace {
 std::shared_ptr<const PrivacyStage::ActivePolicy> activate(privacy::Policy policy) {
   privacy::ScanOptions scan;
   scan.keywords = policy.keywords;
+  scan.patterns = policy.patterns;
   return std::make_shared<const PrivacyStage::ActivePolicy>(
       PrivacyStage::ActivePolicy{std::move(policy), std::move(scan)});
 }
 
 }  // namespace
 
-PrivacyStage::PrivacyStage(PrivacyOptions options) : options_(std::move(options)) {
+PrivacyStage::PrivacyStage(PrivacyOptions options, LocalQueueProbe local_queue)
+    : options_(std::move(options)), local_queue_(std::move(local_queue)) {
   Loaded loaded;
   loaded.active =
       activate(options_.policy_path.empty() ? privacy::Policy{}
@@ -115,15 +118,79 @@ void PrivacyStage::audit(const pipeline::Call& call, std::string model,
                  .findings = value("findings"),
                  .rule = value("rule"),
                  .route = value("route"),
+                 .route_reason = value("route_reason"),
+                 .upstream_status = value("upstream_status"),
                  .outcome = std::move(outcome)});
 }
 
 void PrivacyStage::on_finish(const pipeline::Call& call,
                              const pipeline::Usage& usage) const noexcept {
-  if (call.operation != pipeline::Operation::kInference || call.annotation("route") == nullptr) {
+  const auto* route = call.annotation("route");
+  if (call.operation != pipeline::Operation::kInference || route == nullptr) {
     return;  // not a call this stage decided (a dry run never finishes)
   }
+  // Where it really ran: the cloud executor notes its fallbacks after this stage's decision.
+  const auto* reason = call.annotation("route_reason");
+  try {
+    auto& metrics = metrics::server_metrics().routing();
+    metrics.record_decision(*route, reason != nullptr ? *reason : "");
+    if (*route == "local") {
+      metrics.record_kept_local(usage.prompt_tokens + usage.completion_tokens,
+                                options_.price_per_1k_tokens);
+    }
+  } catch (...) {  // metrics never fail a request
+  }
   audit(call, usage.model, usage.error ? error_code_name(*usage.error) : "ok");
+}
+
+namespace {
+
+bool has_media(const pipeline::Call& call) {
+  return call.image || call.audio ||
+         std::any_of(call.text.messages.begin(), call.text.messages.end(), [](const auto& m) {
+           return std::any_of(m.parts.begin(), m.parts.end(),
+                              [](const auto& p) { return p.is_image; });
+         });
+}
+
+}  // namespace
+
+PrivacyStage::Route PrivacyStage::route(const pipeline::Call& call,
+                                        const std::vector<privacy::Finding>& findings,
+                                        const privacy::Policy& policy,
+                                        privacy::Action action) const {
+  // Everything that keeps a call here comes first; no client input can skip one of them.
+  if (!findings.empty()) {
+    return {"local", "findings"};
+  }
+  if (call.annotation("scan_error") != nullptr) {
+    return {"local", "scan_error"};  // fail closed: what the scan missed may be personal
+  }
+  if (call.data_class == pipeline::DataClass::kPersonal ||
+      call.data_class == pipeline::DataClass::kConfidential) {
+    return {"local", "data_class"};
+  }
+  if (action == privacy::Action::kLocal) {
+    return {"local", "route_local"};
+  }
+  if (!options_.cloud) {
+    return {"local", "no_cloud"};
+  }
+  if (call.task != runtime::Task::kTextGen) {
+    return {"local", "task"};
+  }
+  if (has_media(call)) {
+    return {"local", "unscanned_media"};  // images cannot be scanned here
+  }
+  if (action == privacy::Action::kCloud) {
+    return {"cloud", "route_cloud"};
+  }
+  // auto: the cloud only when the local model is saturated.
+  const int waiting = local_queue_ ? local_queue_(call) : 0;
+  if (waiting >= policy.overflow_queued) {
+    return {"cloud", "overflow"};
+  }
+  return {"local", "not_saturated"};
 }
 
 void PrivacyStage::on_request(pipeline::Call& call) const {
@@ -152,12 +219,19 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
                         std::to_string(f.begin) + " " + std::to_string(f.end) + " " +
                         (f.checksum_verified ? "1" : "0"));
     }
+  } else {
+    std::array<int64_t, privacy::kFindingTypeCount> by_type{};
+    for (const auto& f : findings) {
+      ++by_type.at(static_cast<size_t>(f.type));
+    }
+    for (size_t i = 0; i < by_type.size(); ++i) {
+      if (by_type.at(i) > 0) {
+        metrics::server_metrics().routing().record_findings(
+            privacy::finding_type_name(static_cast<privacy::FindingType>(i)), by_type.at(i));
+      }
+    }
   }
-  if (call.image || call.audio ||
-      std::any_of(call.text.messages.begin(), call.text.messages.end(), [](const auto& m) {
-        return std::any_of(m.parts.begin(), m.parts.end(),
-                           [](const auto& p) { return p.is_image; });
-      })) {
+  if (has_media(call)) {
     call.annotate(name(), "unscanned", call.audio ? "audio" : "image");
   }
   const auto decision = current->policy.decide(
@@ -166,18 +240,20 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
   call.annotate(name(), "rule", decision.rule);
   if (decision.action == privacy::Action::kRefuse) {
     call.annotate(name(), "route", "refused");
-    call.annotate(name(), "route_reason", "the privacy policy's rule '" + decision.rule + "'");
+    call.annotate(name(), "route_reason", "rule");
+    if (!call.dry_run) {
+      metrics::server_metrics().routing().record_decision("refused", "rule");
+    }
     audit(call, call.model, "refused");
     throw Error(
         ErrorCode::kForbidden,
         "refused by the privacy policy (rule '" + decision.rule + "'): the request holds " + counts,
         "input");
   }
-  call.executor = "local";
-  call.annotate(name(), "route", "local");
-  call.annotate(name(), "route_reason",
-                decision.rule == "default" ? "no cloud endpoint is configured"
-                                           : "the privacy policy's rule '" + decision.rule + "'");
+  const auto chosen = route(call, findings, current->policy, decision.action);
+  call.executor = chosen.executor;
+  call.annotate(name(), "route", chosen.executor);
+  call.annotate(name(), "route_reason", std::string(chosen.reason));
 }
 
 }  // namespace mmserve::stages
