@@ -217,6 +217,7 @@ TEST(CloudExecutor, ACallThatMustNotLeaveIsNeverSent) {
       [](pipeline::Call& c) { c.task = runtime::Task::kImageCaption; },
       [](pipeline::Call& c) { c.audio.emplace(); },
       [](pipeline::Call& c) { c.data_class = pipeline::DataClass::kPersonal; },
+      [](pipeline::Call& c) { c.data_class = pipeline::DataClass::kConfidential; },
   };
   for (size_t i = 0; i < spoilers.size(); ++i) {
     auto call = clean_call();

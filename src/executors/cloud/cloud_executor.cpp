@@ -79,8 +79,9 @@ std::string CloudExecutor::ineligibility(const pipeline::Call& call) {
       return "a message carries an image";
     }
   }
-  if (call.data_class == pipeline::DataClass::kPersonal) {
-    return "its data class is personal";
+  if (call.data_class == pipeline::DataClass::kPersonal ||
+      call.data_class == pipeline::DataClass::kConfidential) {
+    return std::string("its data class is ") + pipeline::data_class_name(call.data_class);
   }
   const auto* findings = call.annotation("findings");
   if (findings == nullptr) {

@@ -5,9 +5,9 @@
 //
 // submit(call):
 //   1. Eligibility, as a second line of defence behind the router: a text-gen call, no image
-//      anywhere, no audio, not data class personal, the privacy stage's "findings" annotation
-//      present and empty, no "scan_error" or "unscanned". Otherwise the call never leaves:
-//      it falls back (reason "not_eligible").
+//      anywhere, no audio, not data class personal or confidential, the privacy stage's "findings"
+//      annotation present and empty, no "scan_error" or "unscanned". Otherwise the call never
+//      leaves: it falls back (reason "not_eligible").
 //   2. An open circuit breaker (circuit_breaker.h): fall back at once ("breaker_open").
 //   3. A worker thread makes the attempts (cloud_call.h): retries on connect errors, timeouts,
 //      429 and 5xx with backoff (retry_policy.h), none on other 4xx. submit() blocks until an
