@@ -3,11 +3,13 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "core/error.h"
 #include "privacy/text_normalizer.h"
 
 namespace mmserve::privacy {
@@ -102,8 +104,8 @@ struct Candidate {
 
 class Scanner {
  public:
-  Scanner(const NormalizedText& text, const ScanOptions& options)
-      : c_(text.chars), today_(options.today.value_or(today_utc())) {
+  Scanner(const NormalizedText& text, const ScanOptions& options, ScanDeadline deadline)
+      : c_(text.chars), today_(options.today.value_or(today_utc())), deadline_(deadline) {
     for (const std::string& word : options.keywords) {
       std::u32string keyword = normalize_text(word).chars;
       if (keyword.empty()) continue;
@@ -115,6 +117,9 @@ class Scanner {
 
   void run() {
     for (size_t i = 0; i < c_.size(); ++i) {
+      if (deadline_ && i % kDeadlineStride == 0 && std::chrono::steady_clock::now() >= *deadline_) {
+        throw Error(ErrorCode::kTimeout, "the privacy scan ran out of time (scan_timeout_ms)");
+      }
       const char32_t c = c_[i];
       const char32_t p = before(i);
       if (is_digit(c) && !is_digit(p)) {
@@ -475,6 +480,9 @@ class Scanner {
 
   const std::u32string& c_;
   CivilDate today_;
+  const ScanDeadline deadline_;
+  // Characters between two looks at the clock: a clock read per 4096 keeps its cost invisible.
+  static constexpr size_t kDeadlineStride = 4096;
   std::vector<std::u32string> keywords_;  // normalized, ASCII letters lowercased
   std::unordered_map<char32_t, std::vector<size_t>> keyword_index_;
   std::vector<Candidate> candidates_;
@@ -487,9 +495,10 @@ class Scanner {
 
 }  // namespace
 
-std::vector<Finding> scan(std::string_view text, const ScanOptions& options) {
+std::vector<Finding> scan(std::string_view text, const ScanOptions& options,
+                          ScanDeadline deadline) {
   const NormalizedText normalized = normalize_text(text);
-  Scanner scanner(normalized, options);
+  Scanner scanner(normalized, options, deadline);
   scanner.run();
   std::vector<Candidate>& candidates = scanner.candidates();
   std::stable_sort(candidates.begin(), candidates.end(),

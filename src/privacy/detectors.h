@@ -32,6 +32,7 @@
 // arguments: thread-safe.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,10 @@ struct ScanOptions {
 
 // Findings ordered by begin (keywords and patterns included), at most one finding of the
 // built-in types per byte.
-std::vector<Finding> scan(std::string_view text, const ScanOptions& options = {});
+// With a deadline, a scan still running then throws Error(kTimeout) (the privacy stage keeps
+// the call local: fail closed).
+using ScanDeadline = std::optional<std::chrono::steady_clock::time_point>;
+std::vector<Finding> scan(std::string_view text, const ScanOptions& options = {},
+                          ScanDeadline deadline = std::nullopt);
 
 }  // namespace mmserve::privacy

@@ -172,7 +172,8 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
         origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
         "privacy-policy");
   }
-  refuse_unknown_keys(root, origin, {"keywords", "patterns", "rule", "route", "overflow"},
+  refuse_unknown_keys(root, origin,
+                      {"keywords", "patterns", "rule", "route", "overflow", "scan_timeout_ms"},
                       "in a privacy policy");
   Policy policy;
   policy.keywords = string_list(root, origin, "keywords");
@@ -190,6 +191,14 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
       fail(origin, *route, "route", R"('route' must be "local", "cloud" or "auto")");
     }
     policy.route = *parsed;
+  }
+  if (const toml::node* timeout = root.get("scan_timeout_ms")) {
+    const auto* n = timeout->as_integer();
+    if (n == nullptr || n->get() < 1 || n->get() > 600000) {
+      fail(origin, *timeout, "scan_timeout_ms",
+           "'scan_timeout_ms' must be a whole number of milliseconds from 1 to 600000");
+    }
+    policy.scan_timeout_ms = static_cast<int>(n->get());
   }
   if (const toml::node* overflow = root.get("overflow")) {
     const toml::table* t = overflow->as_table();

@@ -5,6 +5,7 @@
 //   patterns = ['HT-\d{6}']                 # RE2 regular expressions: findings "pattern"
 //   route = "auto"                           # calls without findings: "local" (the default),
 //                                            # "cloud", or "auto" (the cloud on overflow only)
+//   scan_timeout_ms = 1000                   # a longer scan keeps the call local
 //   [overflow]
 //   queued = 2                               # auto: the cloud when this many wait locally
 //
@@ -65,6 +66,9 @@ struct Policy {
   std::vector<Rule> rules;
   Action route = Action::kLocal;  // calls without findings that no route rule matches
   int overflow_queued = 1;        // auto: the cloud when at least this many wait locally
+  // A call whose scan takes longer stays local (fail closed). Scanning runs at about 20 us/KB,
+  // so the default only stops a pathological or enormous input.
+  int scan_timeout_ms = 1000;
 
   Decision decide(const std::vector<Finding>& findings, const Scope& scope) const;
 };

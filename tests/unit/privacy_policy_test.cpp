@@ -170,6 +170,7 @@ TEST(PrivacyPolicy, MistakesAreRefusedNamingLineAndKey) {
       {"[overflow]\nqueued = -1\n", "queued", "whole number"},
       {"[overflow]\nwaiting = 1\n", "waiting", "unknown key 'waiting' in [overflow]"},
       {"overflow = 3\n", "overflow", "must be a table"},
+      {"scan_timeout_ms = 0\n", "scan_timeout_ms", "from 1 to 600000"},
       {"[[rule]]\ntypes = [\"credit_card\"]\naction = \"refuse\"\n", "types",
        "unknown finding type 'credit_card'"},
       {"[[rule]]\ntypes = [\"email\"]\naction = \"cloud\"\n", "action", "never goes to the cloud"},

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "pipeline/call.h"
+#include "privacy/detectors.h"
 #include "stages/privacy/privacy_stage.h"
 
 using namespace mmserve;
@@ -134,6 +135,32 @@ action = "cloud"
   }
   EXPECT_EQ(*refused.annotation("route"), "refused");
   EXPECT_EQ(*refused.annotation("route_reason"), "rule");
+}
+
+// Fail closed: a scan that runs out of its budget keeps the call here, with the reason.
+TEST_F(PrivacyRouting, AScanOutOfTimeKeepsTheCallLocal) {
+  const auto s = stage("route = \"cloud\"\nscan_timeout_ms = 1\n");
+  std::string huge;
+  for (int i = 0; i < 400000; ++i) huge += "order 12345 ";  // ~4.8 MB: far more than 1 ms
+  auto call = text_call(huge);
+  EXPECT_EQ(routed(*s, call), Routed("local", "scan_error"));
+  s->on_request(call);
+  ASSERT_NE(call.annotation("scan_error"), nullptr);
+  EXPECT_NE(call.annotation("scan_error")->find("ran out of time"), std::string::npos);
+}
+
+TEST(PrivacyScan, APassedDeadlineIsATimeout) {
+  try {
+    (void)privacy::scan("13812345678", {},
+                        std::chrono::steady_clock::now() - std::chrono::seconds(1));
+    ADD_FAILURE() << "no timeout";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kTimeout);
+  }
+  EXPECT_EQ(
+      privacy::scan("13812345678", {}, std::chrono::steady_clock::now() + std::chrono::hours(1))
+          .size(),
+      1u);
 }
 
 TEST(DataClass, TheStricterHintWins) {

@@ -200,8 +200,11 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
   const auto current = policy();
   std::vector<privacy::Finding> findings;
   try {
+    // One budget for all of the call's texts.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(current->policy.scan_timeout_ms);
     for (const auto text : call_texts(call)) {
-      const auto found = privacy::scan(text, current->scan);
+      const auto found = privacy::scan(text, current->scan, deadline);
       findings.insert(findings.end(), found.begin(), found.end());
     }
   } catch (const std::exception& e) {
