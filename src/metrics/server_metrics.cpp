@@ -32,7 +32,7 @@ ServerMetrics::ServerMetrics()
     : requests_(registry_.counter(
           "mmserve_requests_total",
           "Inference requests answered, by task, model (\"none\" before one was chosen), "
-          "endpoint, route (local: served here) and HTTP status.",
+          "endpoint, route (local: served here, cloud: the cloud endpoint) and HTTP status.",
           {"task", "model", "endpoint", "route", "status"})),
       request_duration_(registry_.histogram(
           "mmserve_request_duration_seconds",

@@ -48,7 +48,7 @@ class ServerMetrics {
   RoutingMetrics& routing() { return routing_; }
 
   // One inference request answered: mmserve_requests_total and
-  // mmserve_request_duration_seconds. `route` is "local" (served here); `model` is empty when
+  // mmserve_request_duration_seconds. `route` is "local" (served here) or "cloud"; `model` is empty when
   // the request failed before one was chosen.
   void record_request(std::string_view task, std::string_view model, std::string_view endpoint,
                       std::string_view route, int status, double seconds);
