@@ -28,6 +28,8 @@ privacy router uses, and prints the findings (types, byte spans, lines; never th
                          comma-separated list
   --keywords-file FILE   one keyword per line
   --patterns-file FILE   regular expressions (RE2 syntax), one per line, reported as "pattern"
+  --names                also report person names ("person_name"; the optional, heuristic tier)
+  --addresses            also report postal addresses ("address"; the optional tier)
   --stats                add bytes, scan time and microseconds per KB to the output
   --repeat N             scan N times (for --stats on small files; default 1)
 )";
@@ -63,7 +65,7 @@ std::vector<std::string> split_list(const std::string& list, char sep) {
 
 int run_scan(const std::vector<std::string>& args) {
   ArgParser p({"--keyword", "--keywords-file", "--patterns-file", "--repeat"},
-              {"-h|--help", "--stats"});
+              {"-h|--help", "--stats", "--names", "--addresses"});
   p.parse(args);
   if (p.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -84,9 +86,16 @@ int run_scan(const std::vector<std::string>& args) {
     }
   }
   if (p.has("--patterns-file")) {
-    options.patterns = privacy::PatternSet::compile(
-        split_list(read_all(p.get("--patterns-file")), '\n'), "--patterns-file");
+    const std::string path = p.get("--patterns-file");
+    try {
+      options.patterns =
+          privacy::PatternSet::compile(split_list(read_all(path), '\n'), "--patterns-file");
+    } catch (const Error& e) {
+      throw Error(e.code(), "--patterns-file " + path + ": " + e.what(), e.field());
+    }
   }
+  options.person_names = p.flag("--names");
+  options.addresses = p.flag("--addresses");
   const int repeat = p.get_int("--repeat", 1);
   if (repeat < 1 || repeat > 1'000'000) {
     throw Error(ErrorCode::kInvalidInput, "--repeat must be between 1 and 1000000", "--repeat");

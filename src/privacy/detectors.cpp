@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "privacy/names_addresses.h"
 #include "privacy/text_normalizer.h"
 
 namespace mmserve::privacy {
@@ -59,8 +60,11 @@ int rank(FindingType type) {
     case FindingType::kCnLicensePlate: return 12;
     case FindingType::kKeyword: return 13;
     case FindingType::kPattern: return 14;
+    // The heuristic tier last: should its findings ever compete for a span, any other wins.
+    case FindingType::kPersonName: return 15;
+    case FindingType::kAddress: return 16;
   }
-  return 14;
+  return 16;
 }
 
 bool all_digits(std::string_view s) {
@@ -513,14 +517,20 @@ std::vector<Finding> scan(std::string_view text, const ScanOptions& options,
     if (next != accepted.begin() && std::prev(next)->second.last > candidate.first) continue;
     accepted.emplace(candidate.first, candidate);
   }
+  // The optional tier: separate passes over the same code points, so that with it off the
+  // main loop is exactly what it was.
+  std::vector<TierSpan> tier;
+  if (options.person_names) find_person_names(normalized.chars, deadline, tier);
+  if (options.addresses) find_addresses(normalized.chars, deadline, tier);
   std::vector<Finding> findings;
-  findings.reserve(accepted.size() + scanner.keyword_hits().size());
+  findings.reserve(accepted.size() + scanner.keyword_hits().size() + tier.size());
   const auto emit = [&](const Candidate& c) {
     findings.push_back(
         {c.type, normalized.byte_begin(c.first), normalized.byte_end(c.last), c.verified});
   };
   for (const auto& [first, candidate] : accepted) emit(candidate);
   for (const Candidate& hit : scanner.keyword_hits()) emit(hit);
+  for (const TierSpan& hit : tier) emit({hit.type, hit.first, hit.last, false});
   if (options.patterns) {
     options.patterns->find(text, findings);  // on the text as sent: already byte offsets
   }

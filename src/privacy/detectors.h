@@ -1,7 +1,8 @@
 // The sensitive-data detectors: one pass over the normalized text (text_normalizer.h) finds
 // resident IDs, credit codes, mobile numbers, bank cards, emails, IPv4/IPv6 addresses,
 // passports, Hong Kong / Macau / Taiwan IDs, IBANs, license plates and configured keywords,
-// each with its byte span in the ORIGINAL text (checksums.h confirms the checksum types).
+// each with its byte span in the ORIGINAL text (checksums.h confirms the checksum types); when
+// ScanOptions asks for them, person names and addresses too (names_addresses.h).
 //
 // Why hand-written matchers and no regular-expression library: (1) speed: a single pass that
 // dispatches on the character class at each position, with bounded look-ahead, beats running
@@ -53,10 +54,16 @@ struct ScanOptions {
   std::shared_ptr<const PatternSet> patterns;
   // Latest acceptable birth date of a resident ID; unset: today's date in UTC.
   std::optional<CivilDate> today;
+  // The optional tier (names_addresses.h), off by default: heuristics, unlike the types above.
+  bool person_names = false;  // FindingType::kPersonName
+  bool addresses = false;     // FindingType::kAddress
 };
 
-// Findings ordered by begin (keywords and patterns included), at most one finding of the
-// built-in types per byte.
+// Findings ordered by begin (keywords, patterns, names and addresses included), at most one
+// finding of the built-in types per byte. Keywords, patterns and the optional tier's person names
+// and addresses are reported independently of the other findings and may overlap them (a keyword
+// inside a name, a name inside an address): each answers its own question about the text, and
+// none should hide another (names and addresses do not overlap their own type).
 // With a deadline, a scan still running then throws Error(kTimeout) (the privacy stage keeps
 // the call local: fail closed).
 using ScanDeadline = std::optional<std::chrono::steady_clock::time_point>;

@@ -10,9 +10,10 @@ constexpr std::array<const char*, kFindingTypeCount> kNames = {
     "cn_resident_id", "cn_credit_code", "cn_mobile",        "bank_card", "email",
     "ipv4",           "ipv6",           "cn_passport",      "hk_id",     "macau_id",
     "tw_id",          "iban",           "cn_license_plate", "keyword",   "pattern",
+    "person_name",    "address",
 };
 
-static_assert(static_cast<size_t>(FindingType::kPattern) + 1 == kFindingTypeCount);
+static_assert(static_cast<size_t>(FindingType::kAddress) + 1 == kFindingTypeCount);
 
 }  // namespace
 

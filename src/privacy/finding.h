@@ -25,10 +25,13 @@ enum class FindingType {
   kCnLicensePlate,  // China vehicle license plate (format only)
   kKeyword,         // a word from the configured keyword lists
   kPattern,         // a match of one of the policy's regular expressions (patterns.h)
+  // The optional tier (names_addresses.h): heuristics, off unless the policy turns them on.
+  kPersonName,  // a Chinese or English person name, found with a context cue
+  kAddress,     // a Chinese or English postal address down to the street and house number
 };
 
 // Number of FindingType values, for tables indexed by type.
-inline constexpr size_t kFindingTypeCount = 15;
+inline constexpr size_t kFindingTypeCount = 17;
 
 // Stable snake_case name ("cn_resident_id", "bank_card", ...), used in policies, logs, metrics.
 const char* finding_type_name(FindingType type) noexcept;

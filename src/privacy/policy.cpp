@@ -173,7 +173,8 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
         "privacy-policy");
   }
   refuse_unknown_keys(root, origin,
-                      {"keywords", "patterns", "rule", "route", "overflow", "scan_timeout_ms"},
+                      {"keywords", "patterns", "rule", "route", "overflow", "scan_timeout_ms",
+                       "optional_detectors"},
                       "in a privacy policy");
   Policy policy;
   policy.keywords = string_list(root, origin, "keywords");
@@ -182,6 +183,17 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
       policy.patterns = PatternSet::compile(patterns, "patterns");
     } catch (const Error& e) {
       fail(origin, *root.get("patterns"), "patterns", e.what());
+    }
+  }
+  for (const auto& name : string_list(root, origin, "optional_detectors")) {
+    if (name == "person_name") {
+      policy.person_names = true;
+    } else if (name == "address") {
+      policy.addresses = true;
+    } else {
+      fail(origin, *root.get("optional_detectors"), "optional_detectors",
+           "unknown optional detector '" + name +
+               "' in 'optional_detectors'; detectors: person_name, address");
     }
   }
   if (const toml::node* route = root.get("route")) {

@@ -6,6 +6,8 @@
 //   route = "auto"                           # calls without findings: "local" (the default),
 //                                            # "cloud", or "auto" (the cloud on overflow only)
 //   scan_timeout_ms = 1000                   # a longer scan keeps the call local
+//   optional_detectors = ["person_name", "address"]  # the heuristic tier (names_addresses.h),
+//                                            # off unless named here
 //   [overflow]
 //   queued = 2                               # auto: the cloud when this many wait locally
 //
@@ -66,9 +68,12 @@ struct Policy {
   std::vector<Rule> rules;
   Action route = Action::kLocal;  // calls without findings that no route rule matches
   int overflow_queued = 1;        // auto: the cloud when at least this many wait locally
-  // A call whose scan takes longer stays local (fail closed). Scanning runs at about 20 us/KB,
-  // so the default only stops a pathological or enormous input.
+  // A call whose scan takes longer stays local (fail closed). Scanning runs at about 20 us/KB
+  // (30 with the optional tier), so the default only stops a pathological or enormous input.
   int scan_timeout_ms = 1000;
+  // The optional tier of detectors (`optional_detectors`): heuristics, so off by default.
+  bool person_names = false;  // "person_name"
+  bool addresses = false;     // "address"
 
   Decision decide(const std::vector<Finding>& findings, const Scope& scope) const;
 };

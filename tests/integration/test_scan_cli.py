@@ -48,3 +48,27 @@ def test_scan_usage_errors_are_one_line_and_non_zero(tmp_path):
     assert run.returncode == 1 and "cannot read" in run.stderr
     run = scan(str(tmp_path), "--repeat", "0")
     assert run.returncode == 2 and "--repeat" in run.stderr
+
+
+def test_scan_patterns_and_the_optional_name_and_address_tier(tmp_path):
+    text = "合同HT-123456已签，联系人：张伟先生，寄往浙江省杭州市西湖区文三路90号。\nMr. John Smith called.\n"
+    path = tmp_path / "contract.txt"
+    path.write_text(text, encoding="utf-8")
+    patterns = tmp_path / "patterns.txt"
+    patterns.write_text("HT-[0-9]{6}\n", encoding="utf-8")
+    raw = text.encode()
+
+    def found(*args):
+        run = scan(str(path), *args)
+        assert run.returncode == 0, run.stderr
+        return {(f["type"], raw[f["begin"]:f["end"]].decode()) for f in json.loads(run.stdout)["findings"]}
+
+    assert found() == set()  # the tier is off by default, and no pattern is given
+    assert found("--patterns-file", str(patterns)) == {("pattern", "HT-123456")}
+    tier = found("--names", "--addresses")
+    assert ("person_name", "张伟") in tier and ("person_name", "John Smith") in tier
+    assert any(kind == "address" and "文三路90号" in value for kind, value in tier)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("(unclosed\n", encoding="utf-8")
+    run = scan(str(path), "--patterns-file", str(bad))
+    assert run.returncode == 2 and "--patterns-file" in run.stderr and "not a valid regular expression" in run.stderr

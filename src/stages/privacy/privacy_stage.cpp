@@ -52,6 +52,8 @@ std::shared_ptr<const PrivacyStage::ActivePolicy> activate(privacy::Policy polic
   privacy::ScanOptions scan;
   scan.keywords = policy.keywords;
   scan.patterns = policy.patterns;
+  scan.person_names = policy.person_names;
+  scan.addresses = policy.addresses;
   return std::make_shared<const PrivacyStage::ActivePolicy>(
       PrivacyStage::ActivePolicy{std::move(policy), std::move(scan)});
 }
