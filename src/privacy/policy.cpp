@@ -43,6 +43,21 @@ std::vector<std::string> string_list(const toml::table& t, const std::string& or
   return out;
 }
 
+// The whole number at `key` of `t`, within [min, max]; `fallback` when absent; else fails
+// naming the key with `message`.
+int bounded_int(const toml::table& t, const std::string& origin, const std::string& key, int min,
+                int max, int fallback, const std::string& message) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) {
+    return fallback;
+  }
+  const auto* n = node->as_integer();
+  if (n == nullptr || n->get() < min || n->get() > max) {
+    fail(origin, *node, key, message);
+  }
+  return static_cast<int>(n->get());
+}
+
 void refuse_unknown_keys(const toml::table& t, const std::string& origin,
                          const std::set<std::string, std::less<>>& known, const char* where) {
   for (const auto& [key, node] : t) {
@@ -204,28 +219,18 @@ Policy parse_policy_text(const std::string& text, const std::string& origin) {
     }
     policy.route = *parsed;
   }
-  if (const toml::node* timeout = root.get("scan_timeout_ms")) {
-    const auto* n = timeout->as_integer();
-    if (n == nullptr || n->get() < 1 || n->get() > 600000) {
-      fail(origin, *timeout, "scan_timeout_ms",
-           "'scan_timeout_ms' must be a whole number of milliseconds from 1 to 600000");
-    }
-    policy.scan_timeout_ms = static_cast<int>(n->get());
-  }
+  policy.scan_timeout_ms =
+      bounded_int(root, origin, "scan_timeout_ms", 1, 600000, policy.scan_timeout_ms,
+                  "'scan_timeout_ms' must be a whole number of milliseconds from 1 to 600000");
   if (const toml::node* overflow = root.get("overflow")) {
     const toml::table* t = overflow->as_table();
     if (t == nullptr) {
       fail(origin, *overflow, "overflow", "'overflow' must be a table ([overflow])");
     }
     refuse_unknown_keys(*t, origin, {"queued"}, "in [overflow]");
-    if (const toml::node* queued = t->get("queued")) {
-      const auto* n = queued->as_integer();
-      if (n == nullptr || n->get() < 0 || n->get() > 1000000) {
-        fail(origin, *queued, "queued",
-             "'queued' must be a whole number from 0 (always overflow) to 1000000");
-      }
-      policy.overflow_queued = static_cast<int>(n->get());
-    }
+    policy.overflow_queued =
+        bounded_int(*t, origin, "queued", 0, 1000000, policy.overflow_queued,
+                    "'queued' must be a whole number from 0 (always overflow) to 1000000");
   }
   if (const toml::node* rules = root.get("rule")) {
     const toml::array* list = rules->as_array();
