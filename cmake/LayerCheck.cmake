@@ -62,6 +62,7 @@ if(MMSERVE_BUILD_TESTS)
     metrics=mmserve_metrics
     runtime=mmserve_runtime
     pipeline=mmserve_pipeline
+    store=mmserve_store
     stages=mmserve_stages
     executors=mmserve_executors
     http=mmserve_server

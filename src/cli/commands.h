@@ -7,9 +7,11 @@
 
 namespace mmserve::cli {
 
+int run_audit(const std::vector<std::string>& args);
 int run_describe(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
+int run_keys(const std::vector<std::string>& args);
 int run_scan(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_synth(const std::vector<std::string>& args);

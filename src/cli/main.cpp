@@ -19,6 +19,8 @@ usage: mmserve COMMAND [options]
   describe   describe images with a vision-language model (GGUF + mmproj)
   transcribe transcribe an audio file with a whisper.cpp model
   info       describe a GGUF model file
+  keys       create, list, revoke, rotate and update API keys (in the server's database)
+  audit      read the audit log (in the server's database) as CSV or JSON lines
   scan       find personal data in a text file (the privacy detectors, a dry run)
   synth      write synthetic models (random weights, real shapes) for tests
   --version  print the versions of mmserve and its engines
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
     if (command == "generate") return mmserve::cli::run_generate(args);
     if (command == "info") return mmserve::cli::run_info(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
+    if (command == "keys") return mmserve::cli::run_keys(args);
+    if (command == "audit") return mmserve::cli::run_audit(args);
     if (command == "scan") return mmserve::cli::run_scan(args);
     if (command == "describe") return mmserve::cli::run_describe(args);
     if (command == "synth") return mmserve::cli::run_synth(args);
