@@ -13,6 +13,7 @@ from typing import Any, Dict, List
 
 from ._stream import TextStream
 from .errors import (AuthenticationFailed, ConnectionFailed, DeviceUnavailable, InvalidInput,
+                     PermissionDenied, RateLimited,
                      LocalModeUnavailable, MMServeError, ModelNotLoaded, RequestTimeout,
                      ServerBusy, ServerUnavailable)
 from .model import MultiModalModel
@@ -45,6 +46,6 @@ def local_mode_available() -> bool:
 __all__ = [
     "MultiModalModel", "TextStream", "infer", "devices", "local_mode_available",
     "MMServeError", "InvalidInput", "ModelNotLoaded", "ServerBusy", "ServerUnavailable",
-    "ConnectionFailed", "AuthenticationFailed", "RequestTimeout", "DeviceUnavailable",
-    "LocalModeUnavailable", "__version__",
+    "ConnectionFailed", "AuthenticationFailed", "PermissionDenied", "RateLimited",
+    "RequestTimeout", "DeviceUnavailable", "LocalModeUnavailable", "__version__",
 ]

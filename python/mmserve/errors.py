@@ -12,7 +12,8 @@ from typing import Any, Dict, Optional
 
 __all__ = [
     "MMServeError", "InvalidInput", "ModelNotLoaded", "ServerBusy", "ServerUnavailable",
-    "ConnectionFailed", "AuthenticationFailed", "RequestTimeout", "DeviceUnavailable",
+    "ConnectionFailed", "AuthenticationFailed", "PermissionDenied", "RateLimited",
+    "RequestTimeout", "DeviceUnavailable",
     "LocalModeUnavailable", "error_from_response",
 ]
 
@@ -50,6 +51,12 @@ class ServerBusy(MMServeError):
         self.retry_after = retry_after
 
 
+class RateLimited(ServerBusy):
+    """The API key is over one of its quotas (HTTP 429, type ``rate_limit_exceeded``): requests
+    or tokens per minute, audio seconds per day, or concurrent requests. Retry after
+    ``retry_after`` seconds."""
+
+
 class ServerUnavailable(ServerBusy):
     """The server cannot take work now (HTTP 503): still loading its model, or shutting down."""
 
@@ -60,6 +67,11 @@ class ConnectionFailed(MMServeError, ConnectionError):
 
 class AuthenticationFailed(MMServeError):
     """Missing or wrong API key (HTTP 401)."""
+
+
+class PermissionDenied(MMServeError):
+    """A valid API key that may not do this (HTTP 403): an endpoint, task or model outside its
+    scopes, an admin endpoint without an admin key, or a privacy rule that refuses the input."""
 
 
 class RequestTimeout(MMServeError, TimeoutError):
@@ -81,11 +93,14 @@ _BY_TYPE = {
     "model_not_loaded": ModelNotLoaded,
     "model_load_error": ModelNotLoaded,
     "server_busy": ServerBusy,
+    "rate_limit_exceeded": RateLimited,
     "unavailable": ServerUnavailable,
     "authentication_error": AuthenticationFailed,
+    "permission_error": PermissionDenied,
     "timeout": RequestTimeout,
 }
-_BY_STATUS = {400: InvalidInput, 401: AuthenticationFailed, 413: InvalidInput, 429: ServerBusy,
+_BY_STATUS = {400: InvalidInput, 401: AuthenticationFailed, 403: PermissionDenied,
+              413: InvalidInput, 429: ServerBusy,
               503: ServerUnavailable, 504: RequestTimeout}
 
 

@@ -9,7 +9,7 @@ from ._stream import TextStream
 from .errors import InvalidInput, ModelNotLoaded
 from .remote import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, RemoteBackend
 
-_REMOTE_OPTIONS = ("base_url", "api_key", "timeout")
+_REMOTE_OPTIONS = ("base_url", "api_key", "timeout", "ca_file")
 _LOCAL_OPTIONS = ("model", "mmproj", "whisper_model", "device", "threads", "fallback", "parallel",
                   "ctx_size")
 
@@ -21,9 +21,11 @@ class MultiModalModel:
     the standard library only::
 
         MultiModalModel(mode="remote", base_url="http://localhost:8080", api_key=None,
-                        timeout=600)
+                        timeout=600, ca_file=None)
 
-    ``api_key`` defaults to ``$MMSERVE_API_KEY``. ``mode="local"`` loads the model into this
+    ``api_key`` defaults to ``$MMSERVE_API_KEY``. With ``base_url="https://..."`` the server's
+    certificate is checked against the system's authorities, or against ``ca_file`` (a PEM file)
+    for a server with its own (``serve --tls-cert``). ``mode="local"`` loads the model into this
     process (the compiled extension; the same engine and batching as the server)::
 
         MultiModalModel(mode="local", model="model.gguf", mmproj=None, whisper_model=None,
@@ -43,6 +45,7 @@ class MultiModalModel:
 
     def __init__(self, mode: str = "remote", *, base_url: Optional[str] = None,
                  api_key: Optional[str] = None, timeout: Optional[float] = None,
+                 ca_file: Optional[str] = None,
                  model: Union[str, "os.PathLike[str]", None] = None,
                  mmproj: Union[str, "os.PathLike[str]", None] = None,
                  whisper_model: Union[str, "os.PathLike[str]", None] = None,
@@ -64,7 +67,7 @@ class MultiModalModel:
             self._backend = RemoteBackend(
                 base_url or DEFAULT_BASE_URL,
                 api_key if api_key is not None else os.environ.get("MMSERVE_API_KEY") or None,
-                DEFAULT_TIMEOUT if timeout is None else timeout)
+                DEFAULT_TIMEOUT if timeout is None else timeout, ca_file)
         else:
             from .local import LocalBackend  # imports the extension only when asked for
             self._backend = LocalBackend(model, mmproj, whisper_model, device or "cpu", threads,

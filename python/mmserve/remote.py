@@ -14,7 +14,9 @@ import base64
 import http.client
 import ipaddress
 import json
+import os
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -47,7 +49,8 @@ class RemoteClient:
     """Sends JSON requests to one mmserve server and maps its errors to the SDK's exceptions."""
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, api_key: Optional[str] = None,
-                 timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+                 timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 ca_file: Optional[str] = None) -> None:
         parsed = urllib.parse.urlsplit(base_url or "")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise InvalidInput(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, "
@@ -61,8 +64,17 @@ class RemoteClient:
         # A proxy from the environment (http_proxy) cannot reach this machine's loopback, so a
         # local server is always asked directly; other hosts follow the environment as usual.
         direct = _is_loopback(parsed.hostname or "")
-        self._opener = urllib.request.build_opener(
-            *([urllib.request.ProxyHandler({})] if direct else []))
+        handlers: List[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})] if direct else []
+        if ca_file is not None:
+            # A server with its own certificate authority (serve --tls-cert): trust it, and
+            # still check the host name against the certificate.
+            try:
+                context = ssl.create_default_context(cafile=os.fspath(ca_file))
+            except (OSError, ssl.SSLError) as e:
+                raise InvalidInput(f"ca_file {ca_file!r} is not a readable PEM certificate: {e}",
+                                   param="ca_file") from None
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
         return f"RemoteClient({self.base_url!r})"
@@ -193,8 +205,9 @@ def _stream_failure(event: Dict[str, Any]) -> Optional[MMServeError]:
 class RemoteBackend:
     """MultiModalModel's remote mode: one mmserve server; see MultiModalModel for the API."""
 
-    def __init__(self, base_url: str, api_key: Optional[str], timeout: Optional[float]) -> None:
-        self.client = RemoteClient(base_url, api_key, timeout)
+    def __init__(self, base_url: str, api_key: Optional[str], timeout: Optional[float],
+                 ca_file: Optional[str] = None) -> None:
+        self.client = RemoteClient(base_url, api_key, timeout, ca_file)
 
     def info(self) -> Dict[str, Any]:
         models = self.client.request("GET", "/v1/models")

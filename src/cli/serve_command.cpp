@@ -22,8 +22,13 @@
 #include "pipeline/pipeline.h"
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
+#include "stages/audit/audit_stage.h"
 #include "stages/auth/api_key_stage.h"
 #include "stages/privacy/privacy_stage.h"
+#include "stages/quota/quota_stage.h"
+#include "store/audit_store.h"
+#include "store/database.h"
+#include "store/key_store.h"
 
 namespace mmserve::cli {
 namespace {
@@ -70,6 +75,44 @@ int local_queue_waiting(const runtime::Runtime& runtime, const pipeline::Call& c
   return waiting;
 }
 
+// The registry's name of the model a call runs on, for a key's model scope ("" when the registry
+// does not know the name: the executor answers that call with its 404).
+std::string model_name_of(const runtime::Runtime& runtime, const pipeline::Call& call) {
+  try {
+    if (!call.model.empty()) {
+      return runtime.models().spec(call.model).name;
+    }
+    for (const auto& spec : runtime.models().specs()) {
+      if (spec.serves(call.task)) return spec.name;  // the task's default: its first model
+    }
+  } catch (const Error&) {
+  }
+  return {};
+}
+
+bool loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+// Says, once, what protects the server: nothing on a reachable address is the case to shout.
+void warn_about_keys(const ServeOptions& options, const store::KeyStore* keys) {
+  const auto& host = options.http.host;
+  if (keys == nullptr && options.keys.api_key.empty() && !loopback(host)) {
+    std::fprintf(stderr,
+                 "mmserve: WARNING: listening on %s without any API key: anyone who can reach "
+                 "this port can use every model and the admin endpoints. Create keys with "
+                 "`mmserve keys create NAME --db FILE` and start with --db FILE (or --api-key)\n",
+                 host.c_str());
+  }
+  if (keys != nullptr && keys->active_count() == 0 && options.keys.api_key.empty() &&
+      options.keys.admin_key.empty()) {
+    std::fprintf(stderr,
+                 "mmserve: WARNING: the database %s holds no active key: every request is "
+                 "refused until one is created (`mmserve keys create NAME --db %s`)\n",
+                 options.db_path.c_str(), options.db_path.c_str());
+  }
+}
+
 }  // namespace
 
 int run_serve(const std::vector<std::string>& args) {
@@ -93,14 +136,37 @@ int run_serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client that vanished must not kill the process
 
+  // The database of keys and the audit log, when there is one.
+  std::unique_ptr<store::Database> database;
+  std::unique_ptr<store::KeyStore> key_store;
+  std::unique_ptr<store::AuditStore> audit_store;
+  stages::ApiKeys keys = options.keys;
+  if (!options.db_path.empty()) {
+    database = std::make_unique<store::Database>(options.db_path);
+    key_store = std::make_unique<store::KeyStore>(*database);
+    audit_store = std::make_unique<store::AuditStore>(*database);
+    keys.database = key_store.get();
+    std::fprintf(stderr, "mmserve: database %s: %lld active keys; every request is audited\n",
+                 options.db_path.c_str(), static_cast<long long>(key_store->active_count()));
+  }
+
   runtime::Runtime runtime(ro);
-  // The path of every call, in order: who is calling, what personal data it holds (and so where
-  // it may run), then the model on this machine.
+  // The path of every call, in order: who is calling, whether its quotas allow it, what personal
+  // data it holds (and so where it may run), then the model on this machine; the audit log
+  // records how each ended.
   pipeline::Pipeline pipeline;
-  pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(options.keys));
+  pipeline.add_stage(std::make_unique<stages::ApiKeyStage>(
+      keys, [&runtime](const pipeline::Call& call) { return model_name_of(runtime, call); }));
+  auto quota = std::make_unique<stages::QuotaStage>(audit_store.get());
+  const stages::QuotaStage* quotas = quota.get();
+  pipeline.add_stage(std::move(quota));
   pipeline.add_stage(std::make_unique<stages::PrivacyStage>(
       options.privacy,
       [&runtime](const pipeline::Call& call) { return local_queue_waiting(runtime, call); }));
+  if (audit_store) {
+    pipeline.add_stage(
+        std::make_unique<stages::AuditStage>(*audit_store, options.audit_retention_days));
+  }
   auto local = std::make_unique<executors::LocalExecutor>(runtime);
   const pipeline::Executor* local_executor = local.get();
   pipeline.add_executor(std::move(local));  // the first: the default
@@ -113,8 +179,17 @@ int run_serve(const std::vector<std::string>& args) {
                  "privacy policy's route says\n",
                  options.cloud.base_url.c_str(), options.cloud.default_model.c_str());
   }
-  http::HttpServer server(runtime, pipeline, ho);
+  http::HttpServer server(runtime, pipeline, ho,
+                          {.audit = audit_store.get(), .keys = key_store.get(), .quotas = quotas});
+  if (options.list_routes) {
+    for (const auto& r : server.routes()) {
+      std::printf("{\"method\":\"%s\",\"pattern\":\"%s\",\"access\":\"%s\"}\n", r.method.c_str(),
+                  r.pattern.c_str(), r.access.c_str());
+    }
+    return 0;
+  }
   const int port = server.bind();
+  warn_about_keys(options, key_store.get());
   runtime.models().set_observer(log_model_event);
   for (const auto& spec : ro.models) {
     std::fprintf(stderr, "mmserve: model '%s': %s %s (parallel %d)%s\n", spec.name.c_str(),
@@ -123,7 +198,8 @@ int run_serve(const std::vector<std::string>& args) {
                  spec.preload ? "" : ", loaded at its first request");
   }
   runtime.start_loading();
-  std::printf("mmserve listening on http://%s:%d\n", ho.host.c_str(), port);
+  std::printf("mmserve listening on %s://%s:%d\n", server.tls() ? "https" : "http", ho.host.c_str(),
+              port);
   std::fflush(stdout);
 
   std::mutex mutex;

@@ -53,9 +53,20 @@ constexpr const char* kServeUsage =
       --timeout S         per-request deadline in seconds (default 600)
       --max-body-size N   largest request body in bytes (default 33554432)
       --drain-timeout S   on SIGTERM, how long in-flight requests may run on (default 30)
+      --db FILE           the SQLite database of API keys, quotas and the audit log (or
+                          $MMSERVE_DB; made by `mmserve keys create`): every request then needs
+                          a key, and every request is recorded (docs/security.md)
+      --audit-retention-days N  audit rows kept this long (default 90, at least 1)
       --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
       --admin-key KEY     the key of POST /models/load and /models/unload when --api-key is set
                           (or $MMSERVE_ADMIN_KEY; without it those are refused)
+      --metrics-auth      /metrics needs a key too (an admin key, or one whose endpoints list
+                          /metrics); else it is open, as the probes are
+      --tls-cert FILE     serve HTTPS with this PEM certificate (chain) ...
+      --tls-key FILE      ... and its PEM private key
+      --cors-origin URL   an origin browser pages may call the API from (repeatable, or
+                          comma-separated; * for any); without it no CORS headers are sent
+      --list-routes       print every route with who may call it (JSON lines), then exit
       --privacy-policy F  the privacy policy (TOML): keywords, and rules that refuse or keep local
                           requests holding personal data (reloaded when the file changes)
       --audit-log F       append one JSON line per privacy decision to F (never the values)
@@ -304,8 +315,13 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--cloud-breaker-failures",
                "--cloud-breaker-cooldown",
                "--cloud-fallback",
-               "--cloud-price-per-1k"},
-              {"-v|--verbose", "-h|--help", "--log-prompts"});
+               "--cloud-price-per-1k",
+               "--db",
+               "--audit-retention-days",
+               "--tls-cert",
+               "--tls-key",
+               "--cors-origin"},
+              {"-v|--verbose", "-h|--help", "--log-prompts", "--metrics-auth", "--list-routes"});
   p.parse(args);
   ServeOptions options;
   options.help = p.flag("--help");
@@ -363,6 +379,35 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
   options.keys.admin_key = p.get("--admin-key", env_admin != nullptr ? env_admin : "");
   ho.log_prompts = p.flag("--log-prompts");
+  ho.metrics_auth = p.flag("--metrics-auth");
+  ho.tls_cert = p.get("--tls-cert");
+  ho.tls_key = p.get("--tls-key");
+  for (const auto& list : p.get_all("--cors-origin")) {
+    std::stringstream origins(list);
+    for (std::string origin; std::getline(origins, origin, ',');) {
+      if (origin.empty()) continue;
+      if (origin != "*" && !origin.starts_with("http://") && !origin.starts_with("https://")) {
+        throw Error(
+            ErrorCode::kInvalidInput,
+            "--cors-origin takes origins such as https://intranet.example.com, or *; not '" +
+                origin + "'",
+            "--cors-origin");
+      }
+      ho.cors_origins.push_back(origin);
+    }
+  }
+  const char* env_db = std::getenv("MMSERVE_DB");
+  options.db_path = p.get("--db", env_db != nullptr ? env_db : "");
+  options.audit_retention_days = positive(p, "--audit-retention-days", 90);
+  if (p.has("--audit-retention-days") && options.db_path.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--audit-retention-days needs --db",
+                "--audit-retention-days");
+  }
+  if (ho.metrics_auth && options.keys.api_key.empty() && options.db_path.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--metrics-auth needs keys: --db or --api-key",
+                "--metrics-auth");
+  }
+  options.list_routes = p.flag("--list-routes");
   options.privacy.policy_path = p.get("--privacy-policy");
   options.privacy.audit_path = p.get("--audit-log");
   options.drain_timeout = std::chrono::seconds(positive(p, "--drain-timeout", 30, 0));

@@ -25,6 +25,9 @@ struct ServeOptions {
   // when privacy.cloud (--cloud-url given).
   executors::CloudOptions cloud;
   std::chrono::seconds drain_timeout{30};
+  std::string db_path;            // --db (or $MMSERVE_DB): keys, quotas, the audit log
+  int audit_retention_days = 90;  // --audit-retention-days
+  bool list_routes = false;       // --list-routes: print the routes and exit
 };
 
 // Throws Error (kInvalidInput naming the option, kNotFound/kModelLoad naming a model file that

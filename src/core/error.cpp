@@ -11,6 +11,7 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
     case ErrorCode::kModelUnavailable: return "model_not_loaded";
     case ErrorCode::kBusy: return "server_busy";
+    case ErrorCode::kRateLimited: return "rate_limit_exceeded";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kCancelled: return "cancelled";

@@ -20,6 +20,7 @@ enum class ErrorCode {
   kPayloadTooLarge,   // input over a configured size limit (HTTP 413)
   kModelUnavailable,  // the task needs a model that is not loaded (HTTP 400 with a hint)
   kBusy,              // queue full: retry later (HTTP 429)
+  kRateLimited,       // the caller's key is over one of its quotas (HTTP 429)
   kUnavailable,       // not ready, or shutting down (HTTP 503)
   kTimeout,           // deadline exceeded (HTTP 504)
   kCancelled,         // the client went away
@@ -35,10 +36,17 @@ class Error : public std::runtime_error {
   ErrorCode code() const noexcept { return code_; }
   // The request field or CLI option the error is about; empty when it is about no one field.
   const std::string& field() const noexcept { return field_; }
+  // Seconds after which retrying may succeed (kBusy, kRateLimited); 0: not said.
+  int retry_after_seconds() const noexcept { return retry_after_seconds_; }
+  Error& with_retry_after(int seconds) noexcept {
+    retry_after_seconds_ = seconds;
+    return *this;
+  }
 
  private:
   ErrorCode code_;
   std::string field_;
+  int retry_after_seconds_ = 0;
 };
 
 // Stable lowercase name of a code, used in JSON error bodies and logs.

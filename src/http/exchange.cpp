@@ -18,6 +18,15 @@ std::string_view ApiRequest::header(std::string_view name) const {
   return {};
 }
 
+std::optional<std::string_view> ApiRequest::query_param(std::string_view name) const {
+  for (const auto& [key, value] : query) {
+    if (key == name) {
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
 void ApiResponse::set_header(std::string name, std::string value) {
   headers.emplace_back(std::move(name), std::move(value));
 }

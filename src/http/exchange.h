@@ -40,9 +40,12 @@ struct ApiRequest {
   bool multipart = false;
   std::vector<FormPart> form;            // multipart: text fields first, then files
   std::vector<std::string> path_params;  // the route pattern's captures
+  std::vector<std::pair<std::string_view, std::string_view>> query;  // decoded ?name=value
 
   // The first value of header `name` (case-insensitive); empty when absent.
   std::string_view header(std::string_view name) const;
+  // The first value of query parameter `name`; nullopt when absent.
+  std::optional<std::string_view> query_param(std::string_view name) const;
 };
 
 // Where a streamed body goes. write() false: the client is gone.
@@ -71,6 +74,10 @@ struct ApiResponse {
 struct RequestRecord {
   bool counted = false;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  int64_t started_unix_ms = 0;
+  std::string method;
+  std::string client;     // the remote address
+  bool admitted = false;  // went through the pipeline's admission: its stages see its completion
   std::string_view endpoint;  // empty: not an inference request
   std::string task;
   std::string model;       // the registry's name, once a model was chosen

@@ -13,6 +13,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kPayloadTooLarge: return 413;
     case ErrorCode::kBusy: return 429;
+    case ErrorCode::kRateLimited: return 429;
     case ErrorCode::kCancelled: return 499;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kTimeout: return 504;
@@ -35,7 +36,9 @@ std::string error_json(const Error& error, int status) {
 void write_error(ApiResponse& res, const Error& error) {
   res = ApiResponse{};  // whatever the handler had begun (a stream included) is dropped
   res.status = http_status(error.code());
-  if (error.code() == ErrorCode::kBusy) {
+  if (error.retry_after_seconds() > 0) {
+    res.set_header("Retry-After", std::to_string(error.retry_after_seconds()));
+  } else if (error.code() == ErrorCode::kBusy || error.code() == ErrorCode::kRateLimited) {
     res.set_header("Retry-After", "1");
   }
   res.content_type = "application/json";

@@ -54,7 +54,11 @@ std::string new_request_id(const char* prefix) {
   return buf;
 }
 
-std::optional<pipeline::Operation> operation_of(std::string_view method, std::string_view path) {
+std::optional<pipeline::Operation> operation_of(std::string_view method, std::string_view path,
+                                                bool metrics_auth) {
+  if (path == "/metrics") {
+    return metrics_auth ? std::optional(pipeline::Operation::kReadMetrics) : std::nullopt;
+  }
   if (path.starts_with("/models/")) {
     return pipeline::Operation::kManageModels;
   }
@@ -64,6 +68,9 @@ std::optional<pipeline::Operation> operation_of(std::string_view method, std::st
   if (method == "GET" && (path == "/v1/models" || path.starts_with("/v1/models/"))) {
     return pipeline::Operation::kReadModels;
   }
+  if (method == "GET" && path == "/v1/usage") {
+    return pipeline::Operation::kReadUsage;
+  }
   return pipeline::Operation::kInference;
 }
 
@@ -72,6 +79,63 @@ namespace {
 constexpr const char* kExchangeKey = "mmserve.exchange";
 constexpr const char* kDataClassHeader = "X-Data-Class";
 constexpr const char* kRouteHeader = "X-Mmserve-Route";
+
+// The headers a browser page may read from our answers (CORS), besides the simple ones.
+constexpr const char* kExposedHeaders =
+    "X-Request-Id, X-Mmserve-Route, Retry-After, x-ratelimit-limit-requests, "
+    "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, "
+    "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-ratelimit-limit-audio-seconds, "
+    "x-ratelimit-remaining-audio-seconds, x-ratelimit-reset-audio-seconds";
+
+bool origin_allowed(const std::vector<std::string>& allowed, const std::string& origin) {
+  return !origin.empty() && std::any_of(allowed.begin(), allowed.end(),
+                                        [&](const auto& a) { return a == "*" || a == origin; });
+}
+
+// OpenAI's reset format: "20ms", "17s", "6m0s", "1h2m3s".
+std::string reset_text(int64_t ms) {
+  if (ms < 1000) {
+    return std::to_string(std::max<int64_t>(ms, 0)) + "ms";
+  }
+  const int64_t s = (ms + 999) / 1000;
+  const int64_t h = s / 3600;
+  const int64_t m = (s % 3600) / 60;
+  std::string out;
+  if (h > 0) out += std::to_string(h) + "h";
+  if (h > 0 || m > 0) out += std::to_string(m) + "m";
+  return out + std::to_string(s % 60) + "s";
+}
+
+// The caller's standing against its key's quotas, as OpenAI's x-ratelimit-* headers.
+void set_rate_limit_headers(const pipeline::RateLimitStatus& r, httplib::Response& res) {
+  const auto put = [&res](const char* what, int64_t limit, int64_t remaining, int64_t reset_ms) {
+    if (limit <= 0) {
+      return;
+    }
+    res.set_header(std::string("x-ratelimit-limit-") + what, std::to_string(limit));
+    res.set_header(std::string("x-ratelimit-remaining-") + what, std::to_string(remaining));
+    res.set_header(std::string("x-ratelimit-reset-") + what, reset_text(reset_ms));
+  };
+  put("requests", r.limit_requests, r.remaining_requests, r.reset_requests_ms);
+  put("tokens", r.limit_tokens, r.remaining_tokens, r.reset_tokens_ms);
+  put("audio-seconds", r.limit_audio_seconds, r.remaining_audio_seconds, r.reset_audio_seconds_ms);
+}
+
+// A route pattern's regex captures replaced by a sample value: a path the route answers.
+std::string sample_path(const std::string& pattern) {
+  std::string out;
+  int depth = 0;
+  for (const char c : pattern) {
+    if (c == '(') {
+      if (depth++ == 0) out += "x";
+    } else if (c == ')') {
+      --depth;
+    } else if (depth == 0) {
+      out += c;
+    }
+  }
+  return out;
+}
 
 std::string bearer_of(const std::string& authorization) {
   constexpr std::string_view kScheme = "Bearer ";
@@ -105,6 +169,9 @@ ApiRequest api_request(const httplib::Request& req) {
   }
   for (const auto& [name, file] : req.form.files) {
     a.form.push_back({name, file.content, true});
+  }
+  for (const auto& [key, value] : req.params) {
+    a.query.emplace_back(key, value);
   }
   for (size_t i = 1; i < req.matches.size(); ++i) {
     a.path_params.push_back(req.matches[i].str());
@@ -163,11 +230,28 @@ void apply_error(const Error& error, httplib::Response& res) {
 }  // namespace
 
 HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipeline,
-                       HttpOptions options)
+                       HttpOptions options, UsageSources usage)
     : runtime_(runtime),
       pipeline_(pipeline),
       options_(std::move(options)),
-      services_{runtime_, pipeline_} {
+      services_{runtime_, pipeline_, usage} {
+  if (options_.tls_cert.empty() != options_.tls_key.empty()) {
+    throw Error(ErrorCode::kInvalidInput, "--tls-cert and --tls-key go together", "--tls-cert");
+  }
+  if (options_.tls_cert.empty()) {
+    server_ = std::make_unique<httplib::Server>();
+  } else {
+    auto tls =
+        std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(), options_.tls_key.c_str());
+    if (!tls->is_valid()) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "cannot use --tls-cert " + options_.tls_cert + " with --tls-key " +
+                      options_.tls_key +
+                      ": both must be readable PEM files, the key the certificate's",
+                  "--tls-cert");
+    }
+    server_ = std::move(tls);
+  }
   // Every admitted or queued request holds an HTTP worker while it waits, so size the pool
   // for all of them plus room for health checks and refusals.
   const int queue = runtime_.options().registry.queue_size;
@@ -177,30 +261,36 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
         (spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel) + queue;
   }
   const int threads = options_.threads > 0 ? options_.threads : std::clamp(slots, 16, 1024);
-  server_.new_task_queue = [threads] {
+  server_->new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
-  server_.set_payload_max_length(options_.max_body_bytes);
-  server_.set_keep_alive_max_count(1000);
-  server_.set_read_timeout(std::chrono::seconds(30));
-  server_.set_socket_options([this](int fd) {
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->set_keep_alive_max_count(1000);
+  server_->set_read_timeout(std::chrono::seconds(30));
+  server_->set_socket_options([this](int fd) {
     int yes = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     listen_fd_.store(fd);
   });
 
   // Before the body is read: the exchange, its log record, and the call's admission.
-  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     auto ex = std::make_shared<Exchange>();
     ex->pipeline = &pipeline_;
     begin_request(*ex, req.method, req.path, req.get_header_value(kRequestIdHeader));
     res.user_data.set(kExchangeKey, ex);
-    const auto operation = operation_of(req.method, req.path);
+    // A CORS preflight carries no key: the OPTIONS handler answers it.
+    const auto operation = req.method == "OPTIONS"
+                               ? std::nullopt
+                               : operation_of(req.method, req.path, options_.metrics_auth);
     if (!operation) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
+    ex->record.admitted = true;
+    ex->record.client = req.remote_addr;
     auto& call = ex->call;
     call.operation = *operation;
+    call.endpoint = req.path;
     call.credentials.bearer = bearer_of(req.get_header_value("Authorization"));
     call.executor = pipeline_.default_executor();
     call.deadline = pipeline::Clock::now() + runtime_.options().request_timeout;
@@ -219,15 +309,25 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
   });
 
   // Every response: echo X-Request-Id and count it (before it is written); then log it.
-  server_.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     Exchange& ex = exchange_of(req, res);
     res.set_header(kRequestIdHeader, ex.call.request_id);
     if (ex.record.submitted) {
       res.set_header(kRouteHeader, ex.record.route);  // where it ran, on every answer
     }
-    before_response(ex, res.status, static_cast<bool>(res.content_provider_));
+    if (ex.call.rate_limit) {
+      set_rate_limit_headers(*ex.call.rate_limit, res);
+    }
+    if (const std::string origin = req.get_header_value("Origin");
+        origin_allowed(options_.cors_origins, origin)) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
+      res.set_header("Vary", "Origin");
+    }
+    before_response(ex, res.status, static_cast<bool>(res.content_provider_),
+                    res.get_header_value("Content-Type"), res.body);
   });
-  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     const auto* stored = res.user_data.get<std::shared_ptr<Exchange>>(kExchangeKey);
     const auto ex = stored != nullptr ? *stored : std::make_shared<Exchange>();
     if (stored == nullptr) {
@@ -247,7 +347,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
   });
 
   // Errors httplib produces itself (unknown route, body too large, bad request line).
-  server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+  server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) {
       return;
     }
@@ -266,7 +366,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
       res.set_content(error_json(error, status), "application/json");
     }
   });
-  server_.set_exception_handler(
+  server_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         try {
           std::rethrow_exception(ep);
@@ -278,14 +378,43 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
       });
 
   for (auto family : {health_routes, inference_routes, openai_routes, audio_routes, privacy_routes,
-                      metrics_routes, model_routes}) {
+                      metrics_routes, model_routes, usage_routes}) {
     for (auto& route : family(services_)) {
       install(std::move(route));
     }
   }
+  if (!options_.cors_origins.empty()) {
+    install_cors();
+  }
+}
+
+void HttpServer::install_cors() {
+  // Preflights: a browser asks before a cross-origin POST with JSON or an Authorization header.
+  server_->Options(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin_allowed(options_.cors_origins, origin)) {
+      apply_error(Error(ErrorCode::kForbidden,
+                        "origin '" + origin + "' is not allowed (serve --cors-origin)", "Origin"),
+                  res);
+      return;
+    }
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers",
+                   "Authorization, Content-Type, X-Data-Class, X-Request-Id");
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+  routes_.push_back({"OPTIONS", ".*", "public"});
 }
 
 void HttpServer::install(Route route) {
+  const auto operation =
+      operation_of(route.method, sample_path(route.pattern), options_.metrics_auth);
+  const char* access = !operation                                         ? "public"
+                       : *operation == pipeline::Operation::kManageModels ? "admin"
+                       : *operation == pipeline::Operation::kReadMetrics  ? "metrics"
+                                                                          : "key";
+  routes_.push_back({route.method, route.pattern, access});
   auto handler = [h = std::move(route.handler)](const httplib::Request& req,
                                                 httplib::Response& res) {
     Exchange& ex = exchange_of(req, res);
@@ -294,9 +423,9 @@ void HttpServer::install(Route route) {
     apply(std::move(out), res);
   };
   if (std::string_view(route.method) == "GET") {
-    server_.Get(route.pattern, std::move(handler));
+    server_->Get(route.pattern, std::move(handler));
   } else {
-    server_.Post(route.pattern, std::move(handler));
+    server_->Post(route.pattern, std::move(handler));
   }
 }
 
@@ -306,8 +435,8 @@ HttpServer::~HttpServer() {
 
 int HttpServer::bind() {
   const int port = options_.port == 0
-                       ? server_.bind_to_any_port(options_.host)
-                       : (server_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
+                       ? server_->bind_to_any_port(options_.host)
+                       : (server_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port < 0) {
     throw Error(ErrorCode::kUnavailable,
                 "cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
@@ -322,13 +451,13 @@ int HttpServer::bind() {
 }
 
 void HttpServer::serve() {
-  server_.listen_after_bind();
+  server_->listen_after_bind();
   flush_request_log(std::chrono::seconds(2));  // bounded: stderr may be a pipe nobody reads
 }
 
 void HttpServer::stop() {
-  if (server_.is_running()) {
-    server_.stop();
+  if (server_->is_running()) {
+    server_->stop();
   }
 }
 

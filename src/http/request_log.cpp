@@ -49,18 +49,59 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Counts the request, once.
-void count(RequestRecord& r, int status) {
+pipeline::Usage usage_of(const RequestRecord& r);
+
+// Counts the request, once, and tells the pipeline's stages how it ended (the audit row, the
+// quotas' charge): just before its last bytes go out.
+void count(Exchange& ex, int status, std::string error_type) {
+  auto& r = ex.record;
   if (r.counted) {
     return;
   }
   r.counted = true;
-  if (r.endpoint.empty()) {
+  if (!r.endpoint.empty()) {
+    metrics::server_metrics().record_request(task_label(r), r.model, r.endpoint,
+                                             r.route.empty() ? "local" : r.route, status,
+                                             seconds_since(r.start));
+  }
+  if (!r.admitted || ex.pipeline == nullptr) {
     return;
   }
-  metrics::server_metrics().record_request(task_label(r), r.model, r.endpoint,
-                                           r.route.empty() ? "local" : r.route, status,
-                                           seconds_since(r.start));
+  pipeline::Completion c;
+  c.started_unix_ms = r.started_unix_ms;
+  c.method = r.method;
+  c.status = status;
+  c.task =
+      r.task.empty() && !r.endpoint.empty() && r.endpoint != "/v1/inference" ? "text-gen" : r.task;
+  c.route = r.submitted ? (r.route.empty() ? "local" : r.route) : "";
+  c.client = r.client;
+  c.duration_ms = seconds_since(r.start) * 1000;
+  if (r.submitted) {
+    c.usage = usage_of(r);
+  }
+  c.usage.model = r.model;
+  if (error_type.empty() && c.usage.error) {
+    error_type = error_code_name(*c.usage.error);  // a stream that ended with an error event
+  }
+  c.error_type = std::move(error_type);
+  ex.pipeline->complete(ex.call, c);
+}
+
+// The type of an error body ({"error": {"type": ...}}); "" when it is not one.
+std::string error_type_of(int status, std::string_view content_type, std::string_view body,
+                          std::string* param = nullptr) {
+  if (status < 400 || !content_type.starts_with("application/json")) {
+    return {};
+  }
+  const auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (!parsed.is_object() || !parsed.contains("error") || !parsed["error"].is_object()) {
+    return {};
+  }
+  const auto& err = parsed["error"];
+  if (param != nullptr && err.contains("param") && err["param"].is_string()) {
+    *param = err["param"];
+  }
+  return err.contains("type") && err["type"].is_string() ? err["type"].get<std::string>() : "";
 }
 
 std::string truncated(const std::string& text) {
@@ -144,7 +185,7 @@ void complete_entry(Exchange& ex, RequestLogEntry e, const RequestLogOptions& op
   if (rec.submitted && ex.pipeline != nullptr) {
     ex.pipeline->finish(ex.call, usage_of(rec));
   }
-  count(rec, e.status);  // a stream cut short was not counted at its close
+  count(ex, e.status, e.error_type);  // a stream cut short was not counted at its close
   if (!rec.endpoint.empty()) {
     e.endpoint = rec.endpoint;
     e.route = rec.route.empty() ? "local" : rec.route;
@@ -235,7 +276,8 @@ void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiRes
                     closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
     std::string bytes = closing(o);
     if (const auto ex = weak.lock()) {
-      count(ex->record, 200);  // its headers went out with 200
+      // Its headers went out with 200; an error event names its error.
+      count(*ex, 200, o.error ? error_code_name(o.error->code()) : "");
     }
     return bytes;
   };
@@ -250,6 +292,10 @@ void begin_request(Exchange& exchange, std::string_view method, std::string_view
                    std::string_view request_id_header) {
   auto& r = exchange.record;
   r.start = Clock::now();
+  r.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  r.method = method;
   r.endpoint = inference_endpoint(method, path);
   exchange.call.request_id = sanitize_request_id(request_id_header);
   if (exchange.call.request_id.empty()) {
@@ -257,9 +303,10 @@ void begin_request(Exchange& exchange, std::string_view method, std::string_view
   }
 }
 
-void before_response(Exchange& exchange, int status, bool streaming) {
+void before_response(Exchange& exchange, int status, bool streaming, std::string_view content_type,
+                     std::string_view body) {
   if (!streaming) {
-    count(exchange.record, status);
+    count(exchange, status, error_type_of(status, content_type, body));
   }
 }
 
@@ -272,18 +319,7 @@ void after_response(Exchange& exchange, const ResponseFacts& facts,
   e.path = facts.path;
   e.remote_addr = facts.remote_addr;
   e.status = facts.status;
-  if (facts.status >= 400 && facts.content_type.starts_with("application/json")) {
-    const auto body = nlohmann::json::parse(facts.body, nullptr, false);
-    if (body.is_object() && body.contains("error") && body["error"].is_object()) {
-      const auto& err = body["error"];
-      if (err.contains("type") && err["type"].is_string()) {
-        e.error_type = err["type"];
-      }
-      if (err.contains("param") && err["param"].is_string()) {
-        e.error_param = err["param"];
-      }
-    }
-  }
+  e.error_type = error_type_of(facts.status, facts.content_type, facts.body, &e.error_param);
   if (options.capture_text) {
     e.request_body = truncated(std::string(facts.request_body));
   }

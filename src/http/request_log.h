@@ -3,10 +3,12 @@
 // mmserve_request_duration_seconds) and one JSON line per request on stderr. The line never
 // holds prompt or output text unless capture is switched on (`mmserve serve --log-prompts`).
 //
-// A request is counted when its response is complete and before its last bytes are sent, so a
-// client that has its answer sees it in /metrics: a plain response in before_response(), a
-// stream when its closing events are made (counted_stream_generation), a stream cut short when
-// it ends. The log line is written after the response, with the full duration.
+// A request is counted, and the pipeline's stages told how it ended (Pipeline::complete: the
+// audit row, the quotas), when its response is complete and before its last bytes are sent, so
+// a client that has its answer sees it in /metrics and the audit log: a plain response in
+// before_response(), a stream when its closing events are made (counted_stream_generation), a
+// stream cut short when it ends. The log line is written after the response, with the full
+// duration.
 //
 // State: what is gathered lives in the request's Exchange (RequestRecord), which the server
 // keeps with the response; nothing here is per thread. The metrics and the log sink are
@@ -64,7 +66,9 @@ struct ResponseFacts {
 // is written. after_response: after it is written (a stream's line waits for its end).
 void begin_request(Exchange& exchange, std::string_view method, std::string_view path,
                    std::string_view request_id_header);
-void before_response(Exchange& exchange, int status, bool streaming);
+// `content_type` and `body`: a plain response's, whose error type the stages record.
+void before_response(Exchange& exchange, int status, bool streaming,
+                     std::string_view content_type = {}, std::string_view body = {});
 void after_response(Exchange& exchange, const ResponseFacts& facts,
                     const RequestLogOptions& options);
 // Waits (bounded) until every log line is written; for shutdown.

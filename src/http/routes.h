@@ -14,13 +14,25 @@
 #include "pipeline/executor.h"
 #include "pipeline/pipeline.h"
 #include "runtime/runtime.h"
+#include "stages/quota/quota_stage.h"
+#include "store/audit_store.h"
+#include "store/key_store.h"
 
 namespace mmserve::http {
+
+// What GET /v1/usage reads: the database's audit log and keys, and the quotas' windows. All
+// null on a server without a database.
+struct UsageSources {
+  const store::AuditStore* audit = nullptr;
+  const store::KeyStore* keys = nullptr;
+  const stages::QuotaStage* quotas = nullptr;
+};
 
 // What handlers use; borrowed, outlives the server.
 struct Services {
   runtime::Runtime& runtime;
   const pipeline::Pipeline& pipeline;
+  UsageSources usage;
 };
 
 using Handler = std::function<void(const ApiRequest&, ApiResponse&, Exchange&)>;
@@ -53,6 +65,8 @@ std::vector<Route> openai_routes(const Services& services);
 std::vector<Route> audio_routes(const Services& services);
 // POST /v1/privacy/scan (privacy_routes.cpp).
 std::vector<Route> privacy_routes(const Services& services);
+// GET /v1/usage (usage_routes.cpp).
+std::vector<Route> usage_routes(const Services& services);
 // GET /health and /ready (health_routes.cpp).
 std::vector<Route> health_routes(const Services& services);
 

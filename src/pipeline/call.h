@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/access.h"
 #include "engine/text_batch.h"
 #include "runtime/model_spec.h"
 
@@ -30,6 +31,8 @@ enum class Operation {
   kInference,     // a task: text generation, image description, transcription
   kReadModels,    // GET /v1/models
   kManageModels,  // the admin endpoints (load, unload)
+  kReadUsage,     // GET /v1/usage
+  kReadMetrics,   // GET /metrics, when the server protects it (serve --metrics-auth)
 };
 
 // The client's hint of how sensitive its data is (header X-Data-Class, or parameters.data_class
@@ -49,11 +52,24 @@ struct Credentials {
   std::string bearer;  // the token of "Authorization: Bearer <token>"; empty when none
 };
 
-// Who the authentication stage found the caller to be.
+// Who the authentication stage found the caller to be, and what it may do.
 struct Caller {
-  std::string id = "anonymous";  // a stable, non-secret name of the key
+  std::string id = "anonymous";  // a stable, non-secret name: a key's public id, "api-key", ...
+  std::string name;              // a database key's name ("sales-team"); "" otherwise
   bool authenticated = false;    // a key was checked (false on a server without keys)
-  bool admin = false;            // may use the admin endpoints
+  bool admin = false;            // may use the admin endpoints and read every key's usage
+  // What its key allows (empty lists: everything). Callers without a database key may use the
+  // cloud route; a database key only when it was created with it.
+  AccessScopes scopes{.tasks = {}, .models = {}, .endpoints = {}, .cloud = true, .admin = false};
+  RateLimits limits;  // its key's quotas (none without a database key)
+};
+
+// Where a caller stands against its key's quotas after this call was admitted: what the edge
+// reports in OpenAI's x-ratelimit-* headers. A limit of 0 is not reported.
+struct RateLimitStatus {
+  int64_t limit_requests = 0, remaining_requests = 0, reset_requests_ms = 0;
+  int64_t limit_tokens = 0, remaining_tokens = 0, reset_tokens_ms = 0;
+  int64_t limit_audio_seconds = 0, remaining_audio_seconds = 0, reset_audio_seconds_ms = 0;
 };
 
 // A request's cancellation, asked for by its client going away (the edge's probe) or by anyone
@@ -154,6 +170,7 @@ struct Call {
   // Identity: set by the edge before the body is read.
   std::string request_id;
   Operation operation = Operation::kInference;
+  std::string endpoint;  // the path asked for ("/v1/chat/completions"); "" outside HTTP
   Credentials credentials;
   DataClass data_class = DataClass::kUnspecified;
   Clock::time_point deadline = Clock::time_point::max();
@@ -166,6 +183,10 @@ struct Call {
   Caller caller;
   std::string executor = "local";  // the executor that runs it; a stage may hand it elsewhere
   std::vector<Annotation> annotations;
+  std::optional<RateLimitStatus> rate_limit;  // set by the quota stage for keys with quotas
+  // What stages hold for as long as the call lives (a quota's concurrent-request slot), released
+  // when the edge drops the call, however the request ended.
+  std::vector<std::shared_ptr<void>> holds;
 
   // What is asked: set by the edge from the validated body.
   runtime::Task task = runtime::Task::kTextGen;
@@ -199,6 +220,20 @@ struct Usage {
   int64_t completion_tokens = 0;
   double audio_seconds = 0;
   std::optional<ErrorCode> error;  // set when it did not complete
+};
+
+// How a call's response ended, for the stages that keep records of every request, refused ones
+// included (the audit log, quotas). Given just before the response's last bytes are sent.
+struct Completion {
+  int64_t started_unix_ms = 0;
+  std::string method;      // "POST"
+  int status = 0;          // the HTTP status the client gets
+  std::string error_type;  // the error's type ("authentication_error"); "" when it succeeded
+  std::string task;        // "" when the request never named a valid one
+  std::string route;       // the executor that ran it; "" when none did
+  std::string client;      // the remote address
+  double duration_ms = 0;
+  Usage usage;
 };
 
 }  // namespace mmserve::pipeline

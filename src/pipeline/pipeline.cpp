@@ -46,6 +46,12 @@ void Pipeline::finish(const Call& call, const Usage& usage) const noexcept {
                 [&](const auto& stage) { stage->on_finish(call, usage); });
 }
 
+void Pipeline::complete(const Call& call, const Completion& completion) const noexcept {
+  for (const auto& stage : stages_) {
+    stage->on_complete(call, completion);
+  }
+}
+
 std::vector<std::string_view> Pipeline::stage_names() const {
   std::vector<std::string_view> names;
   names.reserve(stages_.size());

@@ -5,8 +5,9 @@
 //     -> submit: on_request of each stage -> the executor named by Call::executor -> Submission
 //     -> ... answer ... -> finish: on_finish of each stage, in reverse order
 //
-// The order today: "auth" (stages/auth/). The privacy router, quotas and capture add theirs in
-// cli/serve_command.cpp, without touching the routes.
+// The order today (cli/serve_command.cpp): "auth" (stages/auth/), "quota" (stages/quota/),
+// "privacy" (stages/privacy/), "audit" (stages/audit/); capture will add its own without
+// touching the routes.
 //
 // Ownership: owns its stages and executors. Threading: built before serving (add_*), then only
 // its const methods run, from any number of threads at once.
@@ -39,6 +40,8 @@ class Pipeline {
   void review(Call& call) const;
   // Runs every stage's on_finish, last stage first (as an unwinding stack).
   void finish(const Call& call, const Usage& usage) const noexcept;
+  // Runs every stage's on_complete (any admitted call, just before its last bytes go out).
+  void complete(const Call& call, const Completion& completion) const noexcept;
 
   std::vector<std::string_view> stage_names() const;
   const std::string& default_executor() const { return default_executor_; }

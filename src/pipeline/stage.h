@@ -1,6 +1,6 @@
-// A stage: one step every call passes between the edge and its executor (authentication now;
-// privacy routing, quotas and capture later, each its own folder under src/stages/). A stage
-// refuses a call by throwing Error (the edge turns its code into a status), annotates it
+// A stage: one step every call passes between the edge and its executor (authentication,
+// quotas, privacy routing, the audit log; capture later), each its own folder under src/stages/. A
+// stage refuses a call by throwing Error (the edge turns its code into a status), annotates it
 // (Call::annotate), or hands it to another executor (Call::executor).
 //
 // Threading: one Stage serves every request at once: its methods must be thread-safe. They run
@@ -27,6 +27,12 @@ class Stage {
   virtual void on_finish(const Call& call, const Usage& usage) const noexcept {
     (void)call;
     (void)usage;
+  }
+  // Every admitted request, refused ones included, once, just before its response's last bytes
+  // are sent (so what is recorded here is there when the client has its answer). Must not throw.
+  virtual void on_complete(const Call& call, const Completion& completion) const noexcept {
+    (void)call;
+    (void)completion;
   }
 };
 

@@ -253,7 +253,7 @@ def test_admin_endpoints_need_the_admin_key_when_keys_exist(tmp_path, synth_mode
         user = {"Authorization": "Bearer user-key"}
         admin = {"Authorization": "Bearer admin-key"}
         assert server.post("/models/load", {"model": "synth"})[0] == 401
-        assert server.post("/models/load", {"model": "synth"}, headers=user)[0] == 401
+        assert server.post("/models/load", {"model": "synth"}, headers=user)[0] == 403
         status, _, body = server.post("/models/load", {"model": "synth"}, headers=admin)
         assert status == 200 and body["id"] == "synth" and body["meta"]["loaded"], body
         assert server.post("/models/unload", {"model": "synth"}, headers=admin)[2] == {

@@ -221,8 +221,11 @@ def test_options_of_the_other_mode_are_refused():
 
 
 def test_error_types_follow_the_servers_error_types():
-    from mmserve.errors import ServerUnavailable, RequestTimeout, error_from_response
-    cases = {("invalid_request_error", 400): InvalidInput,
+    from mmserve.errors import (PermissionDenied, RateLimited, ServerUnavailable, RequestTimeout,
+                                error_from_response)
+    cases = {("permission_error", 403): PermissionDenied,
+             ("rate_limit_exceeded", 429): RateLimited,
+             ("invalid_request_error", 400): InvalidInput,
              ("payload_too_large", 413): InvalidInput,
              ("model_not_loaded", 400): ModelNotLoaded,
              ("server_busy", 429): ServerBusy,
@@ -235,6 +238,10 @@ def test_error_types_follow_the_servers_error_types():
         assert type(e) is cls and e.message == "m" and e.status == status
     # A body that is not mmserve's (a proxy's HTML page) still maps by status.
     assert type(error_from_response(429, None, fallback_message="<html>")) is ServerBusy
+    assert type(error_from_response(403, None)) is PermissionDenied
+    limited = error_from_response(429, {"error": {"message": "m", "type": "rate_limit_exceeded"}},
+                                  retry_after="17")
+    assert isinstance(limited, ServerBusy) and limited.retry_after == 17.0
     assert isinstance(error_from_response(502, None), mmserve.MMServeError)
 
 

@@ -2,6 +2,8 @@
 // stated order, each can refuse, annotate or reroute a call; the authentication stage; and a
 // route handler driven without a socket, against a fake executor, to show the edge only
 // translates HTTP to a typed call and the typed result back.
+#include "pipeline/pipeline.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -10,7 +12,6 @@
 #include "http/exchange.h"
 #include "http/routes.h"
 #include "pipeline/call.h"
-#include "pipeline/pipeline.h"
 #include "stages/auth/api_key_stage.h"
 #include "stages/privacy/privacy_stage.h"
 #include "test_support.h"
@@ -168,8 +169,7 @@ TEST(Pipeline, AStageHandsTheCallToAnotherExecutor) {
 
 TEST(Pipeline, DataClassHintsParseOrNameTheirField) {
   EXPECT_EQ(pipeline::parse_data_class("", "X-Data-Class"), pipeline::DataClass::kUnspecified);
-  EXPECT_EQ(pipeline::parse_data_class("Personal", "X-Data-Class"),
-            pipeline::DataClass::kPersonal);
+  EXPECT_EQ(pipeline::parse_data_class("Personal", "X-Data-Class"), pipeline::DataClass::kPersonal);
   EXPECT_EQ(pipeline::parse_data_class("public", "X-Data-Class"), pipeline::DataClass::kPublic);
   try {
     pipeline::parse_data_class("secret", "X-Data-Class");
@@ -225,7 +225,9 @@ TEST(AuthStage, KeysAreCheckedAndTheCallerNamed) {
   EXPECT_EQ(refusal(stage, call_with("", Op::kInference)), ErrorCode::kUnauthorized);
   EXPECT_EQ(refusal(stage, call_with("user-secreT", Op::kInference)), ErrorCode::kUnauthorized);
   EXPECT_EQ(refusal(stage, call_with("user-secret2", Op::kReadModels)), ErrorCode::kUnauthorized);
-  EXPECT_EQ(refusal(stage, call_with("user-secret", Op::kManageModels)), ErrorCode::kUnauthorized);
+  // A valid key that is not an admin key: forbidden, not unauthenticated.
+  EXPECT_EQ(refusal(stage, call_with("user-secret", Op::kManageModels)), ErrorCode::kForbidden);
+  EXPECT_EQ(refusal(stage, call_with("user-secreT", Op::kManageModels)), ErrorCode::kUnauthorized);
 
   auto user = call_with("user-secret", Op::kInference);
   stage.on_admit(user);
@@ -249,7 +251,7 @@ TEST(AuthStage, AdminEndpointsAreForbiddenWithKeysButNoAdminKey) {
   EXPECT_EQ(refusal(stage, call_with("user-secret", pipeline::Operation::kManageModels)),
             ErrorCode::kForbidden);
   EXPECT_EQ(refusal(stage, call_with("", pipeline::Operation::kManageModels)),
-            ErrorCode::kForbidden);
+            ErrorCode::kUnauthorized);
 }
 
 TEST(AuthStage, SecretsCompareWholly) {
@@ -268,7 +270,8 @@ TEST(PrivacyStage, NotesWhatEveryTextOfTheCallHoldsAsCountsAndKeepsItLocal) {
   call.text.style = pipeline::PromptStyle::kChat;
   call.text.system = "客服系统, contact ops@example.com";
   call.text.messages = {
-      {.role = "user", .parts = {{.value = "手机13812345678"}, {.is_image = true, .value = "aGk="}}},
+      {.role = "user",
+       .parts = {{.value = "手机13812345678"}, {.is_image = true, .value = "aGk="}}},
       {.role = "assistant", .parts = {{.value = "好的, 13912345678 已记录"}}}};
   call.executor = "cloud";  // whatever came before, a call here stays on this machine
   stage.on_request(call);
@@ -361,9 +364,9 @@ TEST(RouteHandlers, InferenceBecomesATypedCallAndItsResultTheAnswer) {
 TEST(RouteHandlers, BadParametersAreRefusedAtTheEdgeNamingTheField) {
   HandlerFixture h;
   auto ex = std::make_shared<http::Exchange>();
-  const auto res = h.post(
-      "/v1/inference",
-      {{"task", "text-gen"}, {"input", "Once"}, {"parameters", {{"top_k", -1}}}}, ex);
+  const auto res =
+      h.post("/v1/inference",
+             {{"task", "text-gen"}, {"input", "Once"}, {"parameters", {{"top_k", -1}}}}, ex);
   EXPECT_EQ(res.status, 400);
   EXPECT_EQ(Json::parse(res.body)["error"]["param"], "parameters.top_k");
   EXPECT_TRUE(h.f.trace.empty());  // no stage and no executor saw it
@@ -382,8 +385,8 @@ TEST(RouteHandlers, AnExecutorsTypedErrorBecomesItsStatus) {
 TEST(RouteHandlers, AStreamIsWrittenThroughTheSink) {
   HandlerFixture h;
   auto ex = std::make_shared<http::Exchange>();
-  auto res = h.post("/v1/inference", {{"task", "text-gen"}, {"input", "Once"}, {"stream", true}},
-                    ex);
+  auto res =
+      h.post("/v1/inference", {{"task", "text-gen"}, {"input", "Once"}, {"stream", true}}, ex);
   ASSERT_EQ(res.status, 200);
   ASSERT_TRUE(res.stream);
   struct Sink : http::ChunkSink {

@@ -178,6 +178,9 @@ PrivacyStage::Route PrivacyStage::route(const pipeline::Call& call,
   if (!options_.cloud) {
     return {"local", "no_cloud"};
   }
+  if (!call.caller.scopes.cloud) {
+    return {"local", "caller_scope"};  // its key was not given the cloud route
+  }
   if (call.task != runtime::Task::kTextGen) {
     return {"local", "task"};
   }
@@ -240,8 +243,10 @@ void PrivacyStage::on_request(pipeline::Call& call) const {
     call.annotate(name(), "unscanned", call.audio ? "audio" : "image");
   }
   const auto decision = current->policy.decide(
-      findings,
-      {.task = runtime::task_name(call.task), .model = call.model, .caller = call.caller.id});
+      findings, {.task = runtime::task_name(call.task),
+                 .model = call.model,
+                 // A database key by its name ("sales-team"), others by their id ("api-key").
+                 .caller = call.caller.name.empty() ? call.caller.id : call.caller.name});
   call.annotate(name(), "rule", decision.rule);
   if (decision.action == privacy::Action::kRefuse) {
     call.annotate(name(), "route", "refused");
