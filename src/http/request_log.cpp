@@ -37,12 +37,21 @@ std::string_view inference_endpoint(std::string_view method, std::string_view pa
   return {};
 }
 
-std::string task_label(const RequestRecord& r) {
+// The task a request asked for: the one it named, else its endpoint's (the OpenAI text and audio
+// endpoints have one each); "" when neither says (/v1/inference before its body was read).
+std::string task_of(const RequestRecord& r) {
   if (!r.task.empty()) {
     return r.task;
   }
-  // The OpenAI endpoints generate text; /v1/inference names its task, "none" when it did not.
-  return r.endpoint == "/v1/inference" ? "none" : "text-gen";
+  if (r.endpoint.starts_with("/v1/audio/")) {
+    return "speech-transcribe";
+  }
+  return r.endpoint.empty() || r.endpoint == "/v1/inference" ? "" : "text-gen";
+}
+
+std::string task_label(const RequestRecord& r) {
+  const std::string task = task_of(r);
+  return task.empty() ? "none" : task;
 }
 
 double seconds_since(Clock::time_point t) {
@@ -71,8 +80,7 @@ void count(Exchange& ex, int status, std::string error_type) {
   c.started_unix_ms = r.started_unix_ms;
   c.method = r.method;
   c.status = status;
-  c.task =
-      r.task.empty() && !r.endpoint.empty() && r.endpoint != "/v1/inference" ? "text-gen" : r.task;
+  c.task = task_of(r);
   c.route = r.submitted ? (r.route.empty() ? "local" : r.route) : "";
   c.client = r.client;
   c.duration_ms = seconds_since(r.start) * 1000;

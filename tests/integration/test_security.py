@@ -387,3 +387,25 @@ def test_cors_allow_list(tmp_path):
     with running_server("-m", STORIES) as server:
         _, headers, _ = server.post("/v1/inference", TEXT, headers={"Origin": "https://intranet.example.com"})
         assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_audio_seconds_per_day_refuse_transcriptions_once_used(tmp_path):
+    from speech_support import synth_whisper, tone, wav_bytes
+    import base64
+    whisper = synth_whisper(tmp_path / "synth-tiny.bin")
+    db = tmp_path / "mmserve.db"
+    speech, _ = new_key(db, "speech", "--audio-seconds-per-day", 3)
+    audio = {"task": "speech-transcribe", "input": base64.b64encode(wav_bytes(tone(2.0))).decode()}
+    with running_server("--whisper-model", whisper, "--db", db, "-t", "2") as server:
+        drain(server)
+        for remaining in ("3", "1"):  # admitted while under the limit; charged when it ends
+            status, headers, body = server.post("/v1/inference", audio, headers=bearer(speech), timeout=120)
+            assert status == 200 and body["usage"]["audio_seconds"] == pytest.approx(2.0, abs=0.01), body
+            assert headers["x-ratelimit-limit-audio-seconds"] == "3"
+            assert headers["x-ratelimit-remaining-audio-seconds"] == remaining
+        status, headers, body = server.post("/v1/inference", audio, headers=bearer(speech), timeout=120)
+        assert status == 429 and "audio seconds per day" in body["error"]["message"], body
+        assert int(headers["Retry-After"]) > 80000  # a day's window
+    rows = audit_rows(db)
+    assert [r["audio_seconds"] for r in rows] == pytest.approx([2.0, 2.0, 0.0], abs=0.01)
+    assert [r["task"] for r in rows] == ["speech-transcribe"] * 3
