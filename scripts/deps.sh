@@ -31,7 +31,7 @@ APT_PACKAGES=(
   python3 python3-pytest pybind11-dev python3-dev python3-venv python3-requests
   ffmpeg sox prometheus
   clang libclang-rt-14-dev
-  libtomlplusplus-dev libre2-dev libsqlite3-dev sqlite3
+  libtomlplusplus-dev libre2-dev libsqlite3-dev sqlite3 curl openssl
 )
 
 log() { printf '[deps] %s\n' "$*" >&2; }
