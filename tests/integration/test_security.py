@@ -409,3 +409,23 @@ def test_audio_seconds_per_day_refuse_transcriptions_once_used(tmp_path):
     rows = audit_rows(db)
     assert [r["audio_seconds"] for r in rows] == pytest.approx([2.0, 2.0, 0.0], abs=0.01)
     assert [r["task"] for r in rows] == ["speech-transcribe"] * 3
+
+
+def test_audit_retention_deletes_old_rows_at_start_up(tmp_path):
+    db = tmp_path / "mmserve.db"
+    user, user_id = new_key(db, "user")
+    now_ms = int(time.time() * 1000)
+    conn = sqlite3.connect(db)
+    for days in (40, 10):
+        conn.execute("INSERT INTO audit (time_ms, request_id, key, method, path, status) VALUES (?, ?, ?, 'GET', '/v1/models', 200)",
+                     (now_ms - days * 86_400_000, f"old-{days}", user_id))
+    conn.commit()
+    conn.close()
+    with running_server("-m", STORIES, "--db", db, "--audit-retention-days", 30) as server:
+        drain(server)
+        assert server.get("/v1/models", headers=bearer(user))[0] == 200
+    ids = [r["request_id"] for r in audit_rows(db)]
+    assert "old-40" not in ids and "old-10" in ids and len(ids) == 2, ids
+    proc = subprocess.run([BIN, "serve", "-m", STORIES, "--audit-retention-days", "0", "--db", db],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--audit-retention-days" in proc.stderr
