@@ -28,9 +28,10 @@ void bind_window(Statement& s, const AuditQuery& q) {
 
 void AuditStore::append(const AuditRow& row) {
   auto lock = db_.lock();
-  Statement s(db_, std::string("INSERT INTO audit (") + kColumns +
-                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                       "?15, ?16)");
+  static const std::string kInsert = std::string("INSERT INTO audit (") + kColumns +
+                                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                                     "?12, ?13, ?14, ?15, ?16)";
+  Statement& s = db_.cached(kInsert);
   s.bind(1, row.time_ms)
       .bind(2, row.request_id)
       .bind(3, row.key)
@@ -48,6 +49,7 @@ void AuditStore::append(const AuditRow& row) {
       .bind(15, row.client)
       .bind(16, int64_t{row.charged ? 1 : 0})
       .run();  // autocommit: durable (WAL, synchronous=NORMAL) when this returns
+  s.reset();
 }
 
 std::vector<AuditRow> AuditStore::query(const AuditQuery& query) const {

@@ -37,9 +37,9 @@ struct AuditRow {
 };
 
 struct AuditQuery {
-  int64_t since_ms = 0;  // inclusive
+  int64_t since_ms = 0;                                    // inclusive
   int64_t until_ms = std::numeric_limits<int64_t>::max();  // exclusive
-  std::string key;    // "" = every key
+  std::string key;                                         // "" = every key
   int64_t limit = 0;  // 0 = all; else the newest `limit` rows (still returned oldest first)
 };
 

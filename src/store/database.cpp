@@ -131,7 +131,16 @@ Database::Database(const std::string& path) : path_(path) {
 }
 
 Database::~Database() {
+  cache_.clear();  // finalized before the connection closes
   sqlite3_close_v2(db_);
+}
+
+Statement& Database::cached(const std::string& sql) const {
+  auto& slot = cache_[sql];
+  if (!slot) {
+    slot = std::make_unique<Statement>(*this, sql);
+  }
+  return *slot;
 }
 
 void Database::exec(std::string_view sql) const {

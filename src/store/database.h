@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -20,6 +22,8 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace mmserve::store {
+
+class Statement;
 
 // The database file: --db, else $MMSERVE_DB; "" when neither names one.
 std::string database_path_from(const std::string& flag_value);
@@ -40,6 +44,10 @@ class Database {
   // Runs SQL without results (several statements allowed). Caller holds lock().
   void exec(std::string_view sql) const;
   sqlite3* handle() const { return db_; }
+  // The statement for `sql`, prepared once and kept for the connection's life: the per-request
+  // statements (a key's lookup, an audit row) skip SQLite's parser. Caller holds lock() while
+  // it uses the statement, and resets it when done (an unreset SELECT holds its snapshot).
+  Statement& cached(const std::string& sql) const;
 
  private:
   void migrate();
@@ -47,6 +55,7 @@ class Database {
   std::string path_;
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;
+  mutable std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;  // under mutex_
 };
 
 // A prepared statement, reset for reuse by bind(). Error(kInternal, "database ...") on SQLite

@@ -349,7 +349,14 @@ std::optional<KeyRecord> KeyStore::verify(std::string_view token, KeyRefusal* re
     return std::nullopt;
   }
   const std::string presented = sha256(token);
-  Statement s(db_, std::string("SELECT hash, ") + kColumns + " FROM keys WHERE id = ?1");
+  static const std::string kLookup =
+      std::string("SELECT hash, ") + kColumns + " FROM keys WHERE id = ?1";
+  Statement& s = db_.cached(kLookup);
+  // Reset however this ends: a cached SELECT left mid-step would pin its snapshot of the WAL.
+  struct Reset {
+    Statement& s;
+    ~Reset() { s.reset(); }
+  } reset{s};
   s.bind(1, id);
   if (!s.step()) {
     why = KeyRefusal::kUnknown;
