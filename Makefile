@@ -6,7 +6,7 @@ PROMPT ?= Once upon a time
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all deps build run generate bench test test-asan test-tsan check-thread-safety fuzz-build test-fuzz fuzz soak format clean
+.PHONY: all deps build run generate bench test test-asan test-tsan check-thread-safety fuzz-build test-fuzz fuzz soak image test-deploy format clean
 
 all: build
 
@@ -62,6 +62,17 @@ test-fuzz: fuzz-build
 
 fuzz: fuzz-build
 	tests/fuzz/fuzz.sh campaign build/fuzz $(FUZZ_SECONDS) $(FUZZERS)
+
+# The container image (deploy/docker/), with docker or else podman; reused when built from the
+# same sources. `make image VARIANT=cuda` needs a registry with NVIDIA's CUDA images.
+VARIANT ?= cpu
+image:
+	scripts/image.sh $(VARIANT)
+
+# The image run as users run it, and the Helm chart's Pod under podman kube play (tests/deploy).
+# Not in `make test` or CI: a cold image build compiles the engines (tens of minutes on 2 cores).
+test-deploy:
+	python3 -m pytest -q -s tests/deploy
 
 # Side-by-side benchmarks against llama-server and whisper-server (docs/benchmarks.md).
 bench: build

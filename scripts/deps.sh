@@ -12,6 +12,7 @@
 #   MMSERVE_PORTABLE  1: portable CPU build (ggml's all-variant CPU backends, loaded at run time)
 #   MMSERVE_CUDA      1: build ggml's CUDA backend (needs nvcc)
 #   MMSERVE_NO_APT    1: skip the Debian package step
+#   MMSERVE_APT_SCOPE build: install only what building mmserve needs (default: all, tests too)
 #   MMSERVE_JOBS      parallel build jobs (default: nproc)
 set -euo pipefail
 
@@ -22,17 +23,24 @@ WHISPER_NPM=nodejs-whisper@0.3.1
 WHISPER_NPM_SHA256=92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37
 WHISPER_VERSION=1.9.1
 
-APT_PACKAGES=(
+# What building mmserve needs (the container image's build stage installs only these) ...
+BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libgtest-dev libgmock-dev
   nlohmann-json3-dev libssl-dev
   libjpeg-dev libpng-dev libgif-dev libwebp-dev libstb-dev
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev zlib1g-dev
+  libtomlplusplus-dev libre2-dev libsqlite3-dev
+)
+# ... and what its tests, sanitizers, fuzzers, SDK and benchmarks need besides.
+TEST_PACKAGES=(
+  libgtest-dev libgmock-dev
   python3 python3-pytest pybind11-dev python3-dev python3-venv python3-requests
   ffmpeg sox prometheus
   clang libclang-rt-14-dev
-  libtomlplusplus-dev libre2-dev libsqlite3-dev sqlite3 curl openssl
+  sqlite3 curl openssl
 )
+APT_PACKAGES=("${BUILD_PACKAGES[@]}")
+[ "${MMSERVE_APT_SCOPE:-all}" = build ] || APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 log() { printf '[deps] %s\n' "$*" >&2; }
 

@@ -10,6 +10,7 @@ namespace mmserve::cli {
 int run_audit(const std::vector<std::string>& args);
 int run_describe(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
+int run_healthcheck(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
 int run_keys(const std::vector<std::string>& args);
 int run_scan(const std::vector<std::string>& args);

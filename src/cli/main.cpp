@@ -19,6 +19,7 @@ usage: mmserve COMMAND [options]
   describe   describe images with a vision-language model (GGUF + mmproj)
   transcribe transcribe an audio file with a whisper.cpp model
   info       describe a GGUF model file
+  healthcheck  exit 0 when a running server is ready (GET /ready): for container healthchecks
   keys       create, list, revoke, rotate and update API keys (in the server's database)
   audit      read the audit log (in the server's database) as CSV or JSON lines
   scan       find personal data in a text file (the privacy detectors, a dry run)
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "generate") return mmserve::cli::run_generate(args);
+    if (command == "healthcheck") return mmserve::cli::run_healthcheck(args);
     if (command == "info") return mmserve::cli::run_info(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
     if (command == "keys") return mmserve::cli::run_keys(args);
