@@ -1,6 +1,7 @@
 // The authentication stage over the key database: each key's scopes (endpoints, tasks, models,
 // admin, /metrics), refusals in the right category, and a revocation seen at the next call.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -17,7 +18,11 @@ using Op = pipeline::Operation;
 class AuthKeysTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) / "auth_keys";
+    // Per test and process: ctest runs the tests of this fixture in parallel processes.
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("auth_keys_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+            std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     db_ = std::make_unique<store::Database>((dir_ / "mmserve.db").string());

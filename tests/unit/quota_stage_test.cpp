@@ -3,6 +3,7 @@
 #include "stages/quota/quota_stage.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <thread>
@@ -145,7 +146,8 @@ TEST(QuotaStage, AudioSecondsPerDayRefuseTranscriptionsOnly) {
 }
 
 TEST(QuotaStage, UsageIsRebuiltFromTheAuditLog) {
-  const auto dir = std::filesystem::path(::testing::TempDir()) / "quota_history";
+  const auto dir =
+      std::filesystem::path(::testing::TempDir()) / ("quota_history_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   store::Database db((dir / "mmserve.db").string());
