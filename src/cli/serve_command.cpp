@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "cli/systemd_notify.h"
 #include "core/error.h"
 #include "engine/backend.h"
 #include "executors/cloud/cloud_executor.h"
@@ -197,6 +198,7 @@ int run_serve(const std::vector<std::string>& args) {
                  spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel,
                  spec.preload ? "" : ", loaded at its first request");
   }
+  systemd_notify("STATUS=loading models");
   runtime.start_loading();
   std::printf("mmserve listening on %s://%s:%d\n", server.tls() ? "https" : "http", ho.host.c_str(),
               port);
@@ -213,6 +215,7 @@ int run_serve(const std::vector<std::string>& args) {
     }
     std::fprintf(stderr, "mmserve: signal %d: draining (up to %llds)\n", sig,
                  static_cast<long long>(drain_timeout.count()));
+    systemd_notify("STOPPING=1\nSTATUS=draining");
     runtime.begin_drain();  // new work gets 503 and /ready turns 503
     auto wait_idle = [](std::chrono::milliseconds limit) {
       const auto until = std::chrono::steady_clock::now() + limit;
@@ -236,10 +239,16 @@ int run_serve(const std::vector<std::string>& args) {
     while (runtime.state() == runtime::State::kLoading) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (runtime.state() == runtime::State::kFailed) {
+    const runtime::State state = runtime.state();
+    if (state == runtime::State::kFailed) {
       std::fprintf(stderr, "mmserve: error: %s\n", runtime.detail().c_str());
+      systemd_notify(systemd_status("model failed to load: " + runtime.detail()));
     } else {
       std::fprintf(stderr, "mmserve: ready\n");
+      if (state == runtime::State::kReady) {  // not when a drain began during the load
+        systemd_notify("READY=1\n" +
+                       systemd_status("ready, listening on port " + std::to_string(port)));
+      }
     }
   });
 
