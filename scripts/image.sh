@@ -24,14 +24,20 @@ esac
 
 engine=${MMSERVE_ENGINE:-}
 if [ -z "$engine" ]; then
-  if command -v docker >/dev/null; then engine=docker; else engine=podman; fi
+  # A docker CLI without a daemon it can reach does not count.
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then engine=docker; else engine=podman; fi
 fi
-if [ "$engine" = podman ] && ! command -v podman >/dev/null; then
-  log "installing podman (Debian packages podman buildah runc debootstrap)"
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  log "installing $*"
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    podman buildah runc debootstrap uidmap slirp4netns fuse-overlayfs >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+if [ "$engine" = podman ]; then
+  missing=()
+  for c in podman runc; do command -v "$c" >/dev/null || missing+=("$c"); done
+  [ ${#missing[@]} -eq 0 ] || apt_install podman buildah runc uidmap slirp4netns fuse-overlayfs
 fi
 shared=$here/../shared/containers
 if [ "$engine" = podman ] && [ -f "$shared/containers.conf" ] && [ -z "${CONTAINERS_CONF:-}" ]; then
@@ -41,15 +47,15 @@ if ! $engine image exists docker.io/library/debian:bookworm-slim 2>/dev/null &&
    ! $engine image inspect debian:bookworm-slim >/dev/null 2>&1; then
   if [ -x "$shared/mkbase.sh" ]; then
     log "no debian:bookworm-slim and no registry here: making it with debootstrap"
+    command -v debootstrap >/dev/null || apt_install debootstrap
     "$shared/mkbase.sh" >&2
   fi
 fi
 
 # The sources the image is made of: tracked and untracked-but-not-ignored files (what the build
 # context holds, .dockerignore aside).
-source_hash=$( { git ls-files -co --exclude-standard | LC_ALL=C sort | while read -r f; do
-                   [ -f "$f" ] && printf '%s %s\n' "$(sha256sum < "$f" | cut -c1-64)" "$f"; done;
-                 echo "$variant"; } | sha256sum | cut -c1-16)
+source_hash=$( { git ls-files -co --exclude-standard -z | LC_ALL=C sort -z |
+                 xargs -0 sha256sum 2>/dev/null; echo "$variant"; } | sha256sum | cut -c1-16)
 if [ "$($engine image inspect --format '{{ index .Config.Labels "org.mmserve.source" }}' "$tag" 2>/dev/null || true)" = "$source_hash" ]; then
   log "$tag is up to date (sources $source_hash)"
   echo "$tag"

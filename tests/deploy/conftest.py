@@ -21,7 +21,9 @@ STORIES = SHARED / "models" / "stories260K.gguf"
 def engine():
     if os.environ.get("MMSERVE_ENGINE"):
         return os.environ["MMSERVE_ENGINE"]
-    return "docker" if shutil.which("docker") else "podman"
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        return "docker"
+    return "podman"
 
 
 def engine_env():
