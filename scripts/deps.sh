@@ -37,7 +37,7 @@ TEST_PACKAGES=(
   python3 python3-pytest pybind11-dev python3-dev python3-venv python3-requests
   ffmpeg sox prometheus
   clang libclang-rt-14-dev
-  sqlite3 curl openssl strace systemd
+  sqlite3 curl openssl strace systemd python3-yaml
 )
 APT_PACKAGES=("${BUILD_PACKAGES[@]}")
 [ "${MMSERVE_APT_SCOPE:-all}" = build ] || APT_PACKAGES+=("${TEST_PACKAGES[@]}")
