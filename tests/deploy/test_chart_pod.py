@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, engine, http, run
+from conftest import ROOT, engine, run
 
 RELEASE = "kubeplay"
 
