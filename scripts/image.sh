@@ -52,10 +52,12 @@ if ! $engine image exists docker.io/library/debian:bookworm-slim 2>/dev/null &&
   fi
 fi
 
-# The sources the image is made of: tracked and untracked-but-not-ignored files (what the build
-# context holds, .dockerignore aside).
-source_hash=$( { git ls-files -co --exclude-standard -z | LC_ALL=C sort -z |
-                 xargs -0 sha256sum 2>/dev/null; echo "$variant"; } | sha256sum | cut -c1-16)
+# The sources the image is made of: tracked and untracked-but-not-ignored files, as the build
+# context holds them
+# (not tests/, docs/, bench/ or the top-level *.md: .dockerignore)
+source_hash=$( { git ls-files -co --exclude-standard | grep -v -E '^(tests|docs|bench)/|^[^/]*\.md$' |
+                 LC_ALL=C sort | tr '\n' '\0' | xargs -0 sha256sum 2>/dev/null; echo "$variant"; } |
+               sha256sum | cut -c1-16)
 if [ "$($engine image inspect --format '{{ index .Config.Labels "org.mmserve.source" }}' "$tag" 2>/dev/null || true)" = "$source_hash" ]; then
   log "$tag is up to date (sources $source_hash)"
   echo "$tag"
