@@ -68,6 +68,8 @@ downloads=${MMSERVE_CACHE:-$HOME/.cache/mmserve}/downloads
 if [ "$engine" = podman ] && [ -d "$downloads" ]; then
   extra+=(-v "$downloads:/cache/downloads:ro")  # the verified engine tarballs: no npm needed
 fi
+# The Dockerfile's HEALTHCHECK exists only in docker's image format (podman defaults to OCI's).
+[ "$engine" = podman ] && extra+=(--format docker)
 log "building $tag with $engine (sources $source_hash)"
 t0=$SECONDS
 latest=$repo:latest; [ "$variant" = cuda ] && latest=$repo:latest-cuda
