@@ -71,8 +71,10 @@ image:
 
 # The image run as users run it, and the Helm chart's Pod under podman kube play (tests/deploy).
 # Not in `make test` or CI: a cold image build compiles the engines (tens of minutes on 2 cores).
+# Debian's interpreter, which deps.sh gives pytest and PyYAML (a pyenv python3 first on PATH has neither).
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 test-deploy:
-	python3 -m pytest -q -s tests/deploy
+	$(PYTHON) -m pytest -q -s tests/deploy
 
 # Side-by-side benchmarks against llama-server and whisper-server (docs/benchmarks.md).
 bench: build
