@@ -5,7 +5,7 @@
 #
 # OUT/opt/mmserve/bin gets the mmserve executable and the engines' shared libraries (ggml and its
 # CPU backend variants, which ggml loads at run time from the executable's directory, libllama,
-# libmtmd, libwhisper); OUT/runtime-packages.txt the Debian packages of every other library they
+# libmtmd, libwhisper); with no CPU backend it fails, since the image could run no model; OUT/runtime-packages.txt the Debian packages of every other library they
 # link (found with ldd and dpkg -S), for the runtime stage to install and nothing more.
 set -euo pipefail
 prefix=$1 binary=$2 out=$3
@@ -13,9 +13,15 @@ bin=$out/opt/mmserve/bin
 mkdir -p "$bin"
 install -m 0755 "$binary" "$bin/mmserve"
 strip --strip-unneeded "$bin/mmserve"
-for lib in "$prefix"/lib/lib*.so*; do
-  cp -P "$lib" "$bin/"
+# ggml installs the backends it loads at run time (GGML_BACKEND_DL: the CPU variants, CUDA) into
+# bin/, beside the executables it expects to load them; the libraries go to lib/.
+for lib in "$prefix"/lib/lib*.so* "$prefix"/bin/libggml-*.so; do
+  [ -e "$lib" ] && cp -P "$lib" "$bin/"
 done
+if ! ls "$bin"/libggml-cpu*.so >/dev/null 2>&1; then
+  echo "image_stage: no ggml CPU backend in $prefix (lib/ or bin/)" >&2
+  exit 1
+fi
 find "$bin" -name '*.so*' -type f -exec strip --strip-unneeded {} +
 # Every library the files link that is not one of ours: its Debian package.
 LD_LIBRARY_PATH=$bin ldd "$bin"/mmserve "$bin"/*.so* 2>/dev/null |

@@ -68,6 +68,9 @@ def test_an_empty_models_directory_is_one_clear_line(image, tmp_path):
 def test_other_commands_run_through_the_entrypoint_and_the_size(image):
     proc = run("run", "--rm", image, "info", "--help")
     assert "usage: mmserve info" in proc.stdout + proc.stderr
+    # ggml's CPU backends are found beside the binary (the portable build loads them at start).
+    backends = [l for l in run("run", "--rm", image, "version").stdout.splitlines() if l.startswith("backends")]
+    assert backends and "CPU" in backends[0], backends
     size = int(run("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
     print(f"image size: {size / 2**20:.0f} MiB")
     assert size < 1 << 30  # a sanity bound; the aim (200 MB) is reported, not asserted
