@@ -36,8 +36,8 @@ apt_install() {
 }
 if [ "$engine" = podman ]; then
   missing=()
-  for c in podman runc; do command -v "$c" >/dev/null || missing+=("$c"); done
-  [ ${#missing[@]} -eq 0 ] || apt_install podman buildah runc uidmap slirp4netns fuse-overlayfs
+  for c in podman runc catatonit; do command -v "$c" >/dev/null || missing+=("$c"); done
+  [ ${#missing[@]} -eq 0 ] || apt_install podman buildah runc uidmap slirp4netns fuse-overlayfs catatonit
 fi
 shared=$here/../shared/containers
 if [ "$engine" = podman ] && [ -f "$shared/containers.conf" ] && [ -z "${CONTAINERS_CONF:-}" ]; then

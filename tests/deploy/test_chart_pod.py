@@ -18,7 +18,7 @@ RELEASE = "kubeplay"
 def helm():
     proc = subprocess.run(["bash", str(ROOT / "scripts/k8s_tools.sh")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
+    return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm" / "helm")
 
 
 def pod_ip(container):
@@ -45,11 +45,14 @@ def test_the_rendered_pod_runs_under_podman_kube_play(image, tmp_path, model_dir
     claims = [v["persistentVolumeClaim"]["claimName"] for v in deployment["spec"]["template"]["spec"]["volumes"]
               if "persistentVolumeClaim" in v]
     assert claims, deployment["spec"]["template"]["spec"]["volumes"]
+    # podman plays a claim as a named volume (and refuses one that exists): play the claim first,
+    # fill its volume with the model (as a PVC filled beforehand would be), then the rest.
+    claim_file = tmp_path / "claim.yaml"
+    claim_file.write_text(yaml.safe_dump_all([o for o in playable if o["kind"] == "PersistentVolumeClaim"]))
     play = tmp_path / "play.yaml"
-    play.write_text(yaml.safe_dump_all(playable))
-    # The claim's volume, holding the model (as a PVC filled beforehand would).
+    play.write_text(yaml.safe_dump_all([o for o in playable if o["kind"] != "PersistentVolumeClaim"]))
     run("volume", "rm", "-f", claims[0], check=False)
-    run("volume", "create", claims[0])
+    run("kube", "play", claim_file)
     run("run", "--rm", "--user", "0", "--entrypoint", "cp", "-v", f"{claims[0]}:/models",
         "-v", f"{model_dir}:/src:ro", image, "-r", "/src/.", "/models/")
     try:
@@ -78,6 +81,7 @@ def test_the_rendered_pod_runs_under_podman_kube_play(image, tmp_path, model_dir
         assert info["HostConfig"]["ReadonlyRootfs"] is True
     finally:
         run("kube", "down", play, check=False)
+        run("kube", "down", claim_file, check=False)
         run("volume", "rm", "-f", claims[0], check=False)
 
 
