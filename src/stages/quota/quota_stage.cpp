@@ -19,6 +19,17 @@ int64_t now_ms() {
   return store::unix_ms_now();
 }
 
+// The refusal of a call whose window is at its limit (`window_limit`, in the window's units;
+// `shown_limit` is what the message says): Retry-After is when the window has room for one more,
+// not when it is empty.
+Error window_full(RateWindow& window, int64_t now, int64_t window_limit, int64_t shown_limit,
+                  const char* what) {
+  Error error(ErrorCode::kRateLimited,
+              "rate limit: this key's " + std::to_string(shown_limit) + " " + what + " are used");
+  error.with_retry_after(retry_after_seconds(window.reset_ms(now, window_limit)));
+  return error;
+}
+
 }  // namespace
 
 QuotaStage::QuotaStage(const store::AuditStore* history) {
@@ -87,22 +98,15 @@ void QuotaStage::on_admit(pipeline::Call& call) const {
         .with_retry_after(1);
   }
   const auto status = status_of(*usage, limits, now);
-  // Retry-After: when the window has room for one more, not when it is empty.
   if (limits.requests_per_minute > 0 && status.remaining_requests <= 0) {
     call.rate_limit = status;
-    throw Error(ErrorCode::kRateLimited, "rate limit: this key's " +
-                                             std::to_string(limits.requests_per_minute) +
-                                             " requests per minute are used")
-        .with_retry_after(
-            retry_after_seconds(usage->requests.reset_ms(now, limits.requests_per_minute)));
+    throw window_full(usage->requests, now, limits.requests_per_minute, limits.requests_per_minute,
+                      "requests per minute");
   }
   if (limits.tokens_per_minute > 0 && status.remaining_tokens <= 0) {
     call.rate_limit = status;
-    throw Error(ErrorCode::kRateLimited, "rate limit: this key's " +
-                                             std::to_string(limits.tokens_per_minute) +
-                                             " tokens per minute are used")
-        .with_retry_after(
-            retry_after_seconds(usage->tokens.reset_ms(now, limits.tokens_per_minute)));
+    throw window_full(usage->tokens, now, limits.tokens_per_minute, limits.tokens_per_minute,
+                      "tokens per minute");
   }
   usage->requests.add(now, 1);
   call.rate_limit = status_of(*usage, limits, now);
@@ -129,10 +133,8 @@ void QuotaStage::on_request(pipeline::Call& call) const {
   const int64_t limit_ms = limits.audio_seconds_per_day * 1000;
   if (usage->audio_ms.used(now) >= limit_ms) {
     call.rate_limit = status_of(*usage, limits, now);
-    throw Error(ErrorCode::kRateLimited, "rate limit: this key's " +
-                                             std::to_string(limits.audio_seconds_per_day) +
-                                             " audio seconds per day are used")
-        .with_retry_after(retry_after_seconds(usage->audio_ms.reset_ms(now, limit_ms)));
+    throw window_full(usage->audio_ms, now, limit_ms, limits.audio_seconds_per_day,
+                      "audio seconds per day");
   }
 }
 
