@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +18,13 @@ GOLDEN = (", there was a little girl named Lily. She loved to play outside in th
           "One day, she saw a big, red ball.")
 
 needs_stories = pytest.mark.skipif(not STORIES.exists(), reason=f"needs {STORIES} (absent)")
+
+
+def free_port():
+    """A port nothing listens on now (a child process binds it next: it may be taken between)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Server:

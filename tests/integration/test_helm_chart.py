@@ -15,7 +15,6 @@ import json
 import math
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import STORIES, running_server
+from conftest import STORIES, free_port, running_server
 from prometheus_text import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -503,12 +502,6 @@ def test_keda_queries_the_same_gauge_with_the_same_target(rendered, metrics):
     assert trigger["metadata"]["serverAddress"].startswith("http://")
     # The ServiceMonitor that gives the series their service label selects this Service.
     assert one(rendered["keda"][1], "Service")["metadata"]["name"] == FULLNAME
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:

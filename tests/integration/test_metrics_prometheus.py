@@ -4,7 +4,6 @@ PromQL over series mmserve really exports."""
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -12,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import STORIES, needs_stories, running_server
+from conftest import STORIES, free_port, needs_stories, running_server
 from prometheus_text import scrape, tool
 
 pytestmark = needs_stories
@@ -22,12 +21,6 @@ SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "mmserve.json"
 FAKE_NVML = os.environ.get("MMSERVE_FAKE_NVML", "")
 WAIT_S = 90  # bound on waiting for Prometheus to start and to scrape
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:
