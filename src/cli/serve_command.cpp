@@ -243,12 +243,10 @@ int run_serve(const std::vector<std::string>& args) {
     if (state == runtime::State::kFailed) {
       std::fprintf(stderr, "mmserve: error: %s\n", runtime.detail().c_str());
       systemd_notify(systemd_status("model failed to load: " + runtime.detail()));
-    } else {
+    } else if (state == runtime::State::kReady) {  // not when a drain began during the load
       std::fprintf(stderr, "mmserve: ready\n");
-      if (state == runtime::State::kReady) {  // not when a drain began during the load
-        systemd_notify("READY=1\n" +
-                       systemd_status("ready, listening on port " + std::to_string(port)));
-      }
+      systemd_notify("READY=1\n" +
+                     systemd_status("ready, listening on port " + std::to_string(port)));
     }
   });
 

@@ -456,9 +456,10 @@ void HttpServer::serve() {
 }
 
 void HttpServer::stop() {
-  if (server_->is_running()) {
-    server_->stop();
-  }
+  // Unconditionally: a stop() that comes between bind() and serve() (a SIGTERM right after the
+  // "listening" line) must still close the socket, or serve() would then listen for ever.
+  // httplib's stop() takes the descriptor atomically, so a second call does nothing.
+  server_->stop();
 }
 
 }  // namespace mmserve::http

@@ -30,7 +30,9 @@ void Runtime::start_loading() {
     } catch (const std::exception& e) {
       MutexLock lock(mutex_);
       detail_ = e.what();
-      state_.store(State::kFailed);
+      // A drain that began during the load is what stopped it: a clean stop, not a failure.
+      State expected = State::kLoading;
+      state_.compare_exchange_strong(expected, State::kFailed);
     }
   });
 }

@@ -53,3 +53,21 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_zero():
     assert events[-1] == "[DONE]"
     assert events[-2]["finish_reason"] == "length"
     assert events[-2]["usage"]["completion_tokens"] == 400
+
+
+def test_sigterm_right_after_the_listening_line_still_stops_the_server():
+    # The signal can come before the accept loop has started (a container stopped at once): the
+    # server must still exit, not listen for ever. Repeated, since it is a race.
+    for _ in range(8):
+        proc = subprocess.Popen([BIN, "serve", "--port", "0", "-m", STORIES], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("the server did not stop after SIGTERM: " + proc.communicate()[1])
+        # Stopped during the model's load is a clean stop: exit 0, no error line.
+        assert "listening on" in line and "stopped" in err, (line, err)
+        assert proc.returncode == 0 and "error" not in err, err
