@@ -63,6 +63,7 @@ if(MMSERVE_BUILD_TESTS)
     runtime=mmserve_runtime
     pipeline=mmserve_pipeline
     store=mmserve_store
+    hub=mmserve_hub
     stages=mmserve_stages
     executors=mmserve_executors
     http=mmserve_server

@@ -29,7 +29,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev libssl-dev
   libjpeg-dev libpng-dev libgif-dev libwebp-dev libstb-dev
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev zlib1g-dev
-  libtomlplusplus-dev libre2-dev libsqlite3-dev
+  libtomlplusplus-dev libre2-dev libsqlite3-dev libcurl4-openssl-dev
 )
 # ... and what its tests, sanitizers, fuzzers, SDK and benchmarks need besides.
 TEST_PACKAGES=(

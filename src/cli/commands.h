@@ -12,11 +12,17 @@ int run_describe(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_healthcheck(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
+int run_plan(const std::vector<std::string>& args);
 int run_keys(const std::vector<std::string>& args);
+int run_list(const std::vector<std::string>& args);
+int run_pull(const std::vector<std::string>& args);
+int run_rm(const std::vector<std::string>& args);
+int run_quantize(const std::vector<std::string>& args);
 int run_scan(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_synth(const std::vector<std::string>& args);
 int run_synth_llm(const std::vector<std::string>& args);      // `synth llm`
+int run_synth_embed(const std::vector<std::string>& args);    // `synth embed`
 int run_synth_vlm(const std::vector<std::string>& args);      // `synth vlm`
 int run_synth_whisper(const std::vector<std::string>& args);  // `synth whisper`
 int run_transcribe(const std::vector<std::string>& args);

@@ -8,38 +8,12 @@
 #include "cli/arg_parser.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/human_units.h"
 #include "core/model_locator.h"
 #include "engine/gguf_inspect.h"
 
 namespace mmserve::cli {
 namespace {
-
-std::string human_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
-  return buf;
-}
-
-std::string human_count(uint64_t n) {
-  char buf[32];
-  if (n >= 1'000'000'000) {
-    std::snprintf(buf, sizeof(buf), "%.2fB", static_cast<double>(n) / 1e9);
-  } else if (n >= 1'000'000) {
-    std::snprintf(buf, sizeof(buf), "%.2fM", static_cast<double>(n) / 1e6);
-  } else if (n >= 1000) {
-    std::snprintf(buf, sizeof(buf), "%.1fK", static_cast<double>(n) / 1e3);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(n));
-  }
-  return buf;
-}
 
 std::string or_unknown(int64_t v) {
   return v < 0 ? "unknown" : std::to_string(v);
@@ -56,6 +30,7 @@ nlohmann::json to_json(const engine::GgufSummary& s) {
           {"name", s.name},
           {"file_type", s.file_type},
           {"parameters", s.n_params},
+          {"active_parameters", s.n_active_params()},
           {"weights_bytes", s.tensor_bytes},
           {"tensor_types", types},
           {"layers", s.n_layer},
@@ -122,7 +97,8 @@ void print_summary(const engine::GgufSummary& s) {
   std::string moe = "no";
   if (s.is_moe()) {
     moe = "yes: " + std::to_string(s.n_expert) + " experts, " + or_unknown(s.n_expert_used) +
-          " used per token";
+          " used per token; " + human_count(s.n_active_params()) + " of " +
+          human_count(s.n_params) + " parameters active per token";
   }
   std::printf("layers:             %s\n", or_unknown(s.n_layer).c_str());
   std::printf("embedding length:   %s\n", or_unknown(s.n_embd).c_str());

@@ -41,7 +41,7 @@ Every subcommand takes --db FILE (default: $MMSERVE_DB).
 
 constexpr const char* kScopesUsage = R"(
 scopes (what the key may do; a list left out allows all of its kind):
-  --tasks T,..           text-gen, image-caption, speech-transcribe
+  --tasks T,..           text-gen, image-caption, speech-transcribe, embed
   --models M,..          model names or aliases
   --endpoints P,..       paths, each starting with '/'; a trailing '*' matches any rest
                          ("/v1/audio/*")
@@ -86,7 +86,7 @@ a limit given as 0 removes it.
   --db FILE              the database (default: $MMSERVE_DB)
 )";
 
-const std::set<std::string> kTasks = {"text-gen", "image-caption", "speech-transcribe"};
+const std::set<std::string> kTasks = {"text-gen", "image-caption", "speech-transcribe", "embed"};
 
 const std::vector<std::string> kScopeOptions = {"--tasks", "--models", "--endpoints"};
 const std::vector<std::string> kLimitOptions = {"--rpm", "--tpm", "--audio-seconds-per-day",
@@ -124,7 +124,7 @@ std::vector<std::string> tasks_option(const std::string& value) {
     if (!kTasks.contains(t)) {
       throw Error(
           ErrorCode::kInvalidInput,
-          "--tasks: unknown task '" + t + "' (text-gen, image-caption or speech-transcribe)",
+          "--tasks: unknown task '" + t + "' (text-gen, image-caption, speech-transcribe or embed)",
           "--tasks");
     }
   }

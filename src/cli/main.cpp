@@ -19,6 +19,11 @@ usage: mmserve COMMAND [options]
   describe   describe images with a vision-language model (GGUF + mmproj)
   transcribe transcribe an audio file with a whisper.cpp model
   info       describe a GGUF model file
+  plan       will it fit: memory a model needs here, and a setting that fits
+  pull       download a model (Hugging Face Hub, whisper.cpp name, URL) into the models directory
+  list       the models in the models directory (kind, architecture, quantization, size)
+  rm         remove models from the models directory
+  quantize   write a quantized copy of a GGUF or whisper.cpp model (Q8_0, Q4_K_M, ...)
   healthcheck  exit 0 when a running server is ready (GET /ready): for container healthchecks
   keys       create, list, revoke, rotate and update API keys (in the server's database)
   audit      read the audit log (in the server's database) as CSV or JSON lines
@@ -57,13 +62,18 @@ int main(int argc, char** argv) {
     if (command == "generate") return mmserve::cli::run_generate(args);
     if (command == "healthcheck") return mmserve::cli::run_healthcheck(args);
     if (command == "info") return mmserve::cli::run_info(args);
+    if (command == "plan") return mmserve::cli::run_plan(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
     if (command == "keys") return mmserve::cli::run_keys(args);
     if (command == "audit") return mmserve::cli::run_audit(args);
     if (command == "scan") return mmserve::cli::run_scan(args);
+    if (command == "quantize") return mmserve::cli::run_quantize(args);
     if (command == "describe") return mmserve::cli::run_describe(args);
     if (command == "synth") return mmserve::cli::run_synth(args);
     if (command == "transcribe") return mmserve::cli::run_transcribe(args);
+    if (command == "pull") return mmserve::cli::run_pull(args);
+    if (command == "list") return mmserve::cli::run_list(args);
+    if (command == "rm") return mmserve::cli::run_rm(args);
     std::fprintf(stderr, "mmserve: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const mmserve::Error& e) {

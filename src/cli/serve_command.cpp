@@ -193,9 +193,15 @@ int run_serve(const std::vector<std::string>& args) {
   warn_about_keys(options, key_store.get());
   runtime.models().set_observer(log_model_event);
   for (const auto& spec : ro.models) {
-    std::fprintf(stderr, "mmserve: model '%s': %s %s (parallel %d)%s\n", spec.name.c_str(),
-                 runtime::model_kind_name(spec.kind), spec.path.c_str(),
-                 spec.kind == runtime::ModelKind::kSpeech ? spec.speech_parallel : spec.parallel,
+    // An embedding model has no generation slots: its inputs share one context per decode.
+    const std::string slots =
+        spec.kind == runtime::ModelKind::kEmbedding
+            ? "batched inputs"
+            : "parallel " + std::to_string(spec.kind == runtime::ModelKind::kSpeech
+                                               ? spec.speech_parallel
+                                               : spec.parallel);
+    std::fprintf(stderr, "mmserve: model '%s': %s %s (%s)%s\n", spec.name.c_str(),
+                 runtime::model_kind_name(spec.kind), spec.path.c_str(), slots.c_str(),
                  spec.preload ? "" : ", loaded at its first request");
   }
   systemd_notify("STATUS=loading models");

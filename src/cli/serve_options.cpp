@@ -12,6 +12,7 @@
 #include "cli/arg_parser.h"
 #include "core/error.h"
 #include "core/model_locator.h"
+#include "engine/embedding_model.h"
 #include "engine/gguf_inspect.h"
 #include "engine/speech_model.h"
 #include "runtime/models_file.h"
@@ -21,7 +22,10 @@ namespace {
 
 constexpr const char* kServeUsage =
     R"(usage: mmserve serve [-m MODEL.gguf | --models MODELS.toml] [options]
-  -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory)
+  -m, --model FILE        GGUF text model (else $MMSERVE_MODEL, else the model directory);
+                          an embedding model (BERT, bge, nomic, ...: pooling in its file) serves
+                          /v1/embeddings and task "embed" instead
+      --embedding-model FILE  GGUF embedding model beside -m: /v1/embeddings, task "embed"
       --models FILE       several models at once, declared in a TOML file (docs/models.md);
                           requests choose one by "model". Instead of -m/--mmproj/--whisper-model
                           and --vad-model; -np, -c, -b, --speech-parallel are its defaults
@@ -48,6 +52,10 @@ constexpr const char* kServeUsage =
   -c, --ctx-size N        KV cache cells shared by all sequences, unified
                           (default: parallel x min(model context, 4096))
   -b, --batch-size N      most tokens per decode step; longer prompts go in chunks (default 512)
+  -ngl, --gpu-layers N    layers offloaded to a GPU when there is one (default: all; 0: none)
+      --cpu-moe           mixture of experts: keep every layer's expert weights in system
+                          memory, the rest on the GPU (a big MoE model on a small GPU)
+      --n-cpu-moe N       the same for the experts of the first N layers only
   -t, --threads N         CPU threads (default: all cores)
       --queue-size N      requests that may wait for a free sequence (default 64); more get 429
       --timeout S         per-request deadline in seconds (default 600)
@@ -109,11 +117,12 @@ std::vector<runtime::ModelSpec> models_from_flags(const ArgParser& p,
   if (!vad.empty() && whisper.empty()) {
     throw Error(ErrorCode::kInvalidInput, "--vad-model needs --whisper-model", "--vad-model");
   }
+  const std::string embedding = p.get("--embedding-model");
   std::string text;
-  if (whisper.empty() || p.has("--model")) {
+  if ((whisper.empty() && embedding.empty()) || p.has("--model")) {
     text = locate_text_model(p.get("--model"));
   } else {
-    try {  // with a speech model, a text model is optional: take one only if one is configured
+    try {  // with a speech or embedding model, a text model is optional: only if configured
       text = locate_text_model("");
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kNotFound) throw;
@@ -128,6 +137,24 @@ std::vector<runtime::ModelSpec> models_from_flags(const ArgParser& p,
     spec.name = std::filesystem::path(text).stem().string();
     spec.path = text;
     spec.mmproj_path = mmproj;
+    spec.pinned = true;
+    // An embedding GGUF given as -m is served as what it is.
+    if (std::filesystem::is_regular_file(text) &&
+        engine::embedding_file_facts(text).is_embedding_model) {
+      if (!mmproj.empty()) {
+        throw Error(ErrorCode::kInvalidInput,
+                    "--mmproj needs a text model; " + text + " is an embedding model", "--mmproj");
+      }
+      spec.kind = runtime::ModelKind::kEmbedding;
+    }
+    models.push_back(std::move(spec));
+  }
+  if (!embedding.empty()) {
+    runtime::ModelSpec spec = defaults;
+    spec.kind = runtime::ModelKind::kEmbedding;
+    spec.name = std::filesystem::path(embedding).stem().string();
+    if (!models.empty() && models.front().name == spec.name) spec.name += "-embed";
+    spec.path = embedding;
     spec.pinned = true;
     models.push_back(std::move(spec));
   }
@@ -154,6 +181,17 @@ void check_model_files(const runtime::ModelSpec& spec, bool flags) {
     return;
   }
   engine::inspect_gguf(spec.path);
+  if (spec.kind == runtime::ModelKind::kEmbedding) {
+    // Any GGUF may embed (a chat model with mean pooling, as llama-server --embeddings).
+    return;
+  }
+  if (const auto facts = engine::embedding_file_facts(spec.path); facts.is_embedding_model) {
+    throw Error(ErrorCode::kInvalidInput,
+                spec.path + " is an embedding model (" + facts.architecture +
+                    "), not a text generator: declare it with kind = \"embedding\"" +
+                    (flags ? " (or --embedding-model)" : ""),
+                flags ? "--model" : "kind");
+  }
   if (spec.mmproj_path.empty()) return;
   const char* field = flags ? "--mmproj" : "mmproj";
   if (!std::filesystem::exists(spec.mmproj_path)) {
@@ -281,6 +319,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--max-models",
                "--admin-key",
                "--mmproj",
+               "--embedding-model",
                "--max-image-bytes",
                "--max-image-pixels",
                "--allow-image-hosts",
@@ -289,6 +328,8 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "-np|--parallel",
                "-c|--ctx-size",
                "-b|--batch-size",
+               "-ngl|--n-gpu-layers|--gpu-layers",
+               "--n-cpu-moe",
                "-t|--threads",
                "--queue-size",
                "--timeout",
@@ -321,7 +362,8 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--tls-cert",
                "--tls-key",
                "--cors-origin"},
-              {"-v|--verbose", "-h|--help", "--log-prompts", "--metrics-auth", "--list-routes"});
+              {"-v|--verbose", "-h|--help", "--log-prompts", "--metrics-auth", "--list-routes",
+               "--cpu-moe"});
   p.parse(args);
   ServeOptions options;
   options.help = p.flag("--help");
@@ -334,8 +376,19 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   defaults.ctx_size = positive(p, "--ctx-size", 0, 0);
   defaults.batch_size = positive(p, "--batch-size", 512);
   defaults.speech_parallel = positive(p, "--speech-parallel", defaults.speech_parallel);
+  if (p.has("--gpu-layers")) defaults.gpu_layers = positive(p, "--gpu-layers", 0, 0);
+  defaults.cpu_moe_layers = positive(p, "--n-cpu-moe", 0, 0);
+  if (p.flag("--cpu-moe")) {
+    if (p.has("--n-cpu-moe")) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "--cpu-moe keeps every layer's experts in system memory; give it or --n-cpu-moe",
+                  "--n-cpu-moe");
+    }
+    defaults.cpu_moe_layers = -1;
+  }
   if (p.has("--models")) {
-    for (const char* single : {"--model", "--mmproj", "--whisper-model", "--vad-model"}) {
+    for (const char* single :
+         {"--model", "--mmproj", "--whisper-model", "--vad-model", "--embedding-model"}) {
       if (p.has(single)) {
         throw Error(
             ErrorCode::kInvalidInput,

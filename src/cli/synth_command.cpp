@@ -13,6 +13,7 @@ constexpr const char* kUsage = R"(usage: mmserve synth KIND [options]
   llm        a language model of a real model's shape (Llama 3.2 1B, a small MoE), any type
   vlm        a vision-language model: Gemma 3 language model + its projector (mmproj)
   whisper    a whisper.cpp speech model (Whisper tiny's shape by default)
+  embed      a BERT embedding model (WordPiece vocabulary, mean or CLS pooling)
 
 `mmserve synth KIND --help` describes each kind's options.
 )";
@@ -28,6 +29,7 @@ int run_synth(const std::vector<std::string>& args) {
   if (args[0] == "llm") return run_synth_llm(rest);
   if (args[0] == "vlm") return run_synth_vlm(rest);
   if (args[0] == "whisper") return run_synth_whisper(rest);
+  if (args[0] == "embed") return run_synth_embed(rest);
   throw Error(ErrorCode::kInvalidInput,
               "unknown synthetic model '" + args[0] + "'\n" + std::string(kUsage), "kind");
 }

@@ -12,7 +12,7 @@ namespace mmserve {
 
 // Empty lists allow everything of their kind.
 struct AccessScopes {
-  std::vector<std::string> tasks;      // "text-gen", "image-caption", "speech-transcribe"
+  std::vector<std::string> tasks;      // "text-gen", "image-caption", "speech-transcribe", "embed"
   std::vector<std::string> models;     // registry names or aliases
   std::vector<std::string> endpoints;  // paths; a trailing '*' matches any rest ("/v1/audio/*")
   bool cloud = false;                  // may be routed to the cloud endpoint

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <mutex>
 
@@ -22,9 +23,13 @@ struct EngineErrors {
   std::string partial;  // a line logged in several calls
 };
 thread_local EngineErrors t_errors;
+thread_local int64_t t_tensor_overrides = 0;
 
 void log_sink(ggml_log_level level, const char* text, void* /*user*/) {
   if (g_verbose.load(std::memory_order_relaxed)) std::fputs(text, stderr);
+  if (level == GGML_LOG_LEVEL_DEBUG && std::strstr(text, "buffer type overridden to") != nullptr) {
+    ++t_tensor_overrides;
+  }
   if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN &&
       level != GGML_LOG_LEVEL_CONT) {
     return;
@@ -64,6 +69,10 @@ std::string recent_engine_errors() {
     out += line;
   }
   return out;
+}
+
+int64_t tensor_overrides_logged() {
+  return t_tensor_overrides;
 }
 
 void clear_recent_engine_errors() {

@@ -7,6 +7,7 @@
 // stays with that thread; the engines log their failures from the calling thread.)
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace mmserve::engine {
@@ -21,5 +22,9 @@ void set_verbose_engine_logs(bool verbose);
 // may be empty), and forgetting them.
 std::string recent_engine_errors();
 void clear_recent_engine_errors();
+
+// How many tensors llama.cpp placed by a buffer-type override (its load logs each one) on
+// this thread so far: the evidence that --cpu-moe took effect, counted across a load.
+int64_t tensor_overrides_logged();
 
 }  // namespace mmserve::engine

@@ -1,15 +1,25 @@
 #include "engine/text_model.h"
 
+#include <ggml-backend.h>
 #include <llama.h>
 #include <sched.h>
 
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "engine/backend.h"
 
 namespace mmserve::engine {
+namespace {
+
+// The routed experts' tensors (ffn_up_exps, ffn_gate_up_exps, ...; the chunked "chexps"
+// too), as llama.cpp's own --cpu-moe matches them. Shared experts ("shexp") are not matched.
+constexpr const char* kExpertTensorPattern = "\\.ffn_(up|down|gate|gate_up)_(ch|)exps";
+
+}  // namespace
 
 int default_thread_count() {
   cpu_set_t set;
@@ -28,6 +38,22 @@ std::shared_ptr<TextModel> TextModel::load(const std::string& path, const ModelO
   auto params = llama_model_default_params();
   params.n_gpu_layers = options.gpu_layers;
   if (!options.use_mmap) params.load_mode = LLAMA_LOAD_MODE_NONE;
+  // The patterns llama.cpp matches (std::regex_search) against each tensor's name; they must
+  // live until the load returns. A null pattern ends the list.
+  std::vector<std::string> patterns;
+  if (options.cpu_moe_layers < 0) {
+    patterns.emplace_back(kExpertTensorPattern);
+  }
+  for (int32_t layer = 0; layer < options.cpu_moe_layers; ++layer) {
+    patterns.push_back("^blk\\." + std::to_string(layer) + kExpertTensorPattern);
+  }
+  std::vector<llama_model_tensor_buft_override> overrides;
+  for (const auto& pattern : patterns) {
+    overrides.push_back({pattern.c_str(), ggml_backend_cpu_buffer_type()});
+  }
+  overrides.push_back({nullptr, nullptr});
+  if (!patterns.empty()) params.tensor_buft_overrides = overrides.data();
+  const int64_t overridden_before = tensor_overrides_logged();
   llama_model* model = llama_model_load_from_file(path.c_str(), params);
   if (model == nullptr) {
     std::string why = recent_engine_errors();
@@ -42,6 +68,7 @@ std::shared_ptr<TextModel> TextModel::load(const std::string& path, const ModelO
   self->id_ = std::filesystem::path(path).stem().string();
   self->model_ = model;
   self->vocab_ = llama_model_get_vocab(model);
+  self->cpu_expert_tensors_ = tensor_overrides_logged() - overridden_before;
   if (const char* tmpl = llama_model_chat_template(model, nullptr)) self->chat_template_ = tmpl;
   return self;
 }

@@ -21,6 +21,10 @@ using Token = int32_t;
 
 struct ModelOptions {
   int32_t gpu_layers = -1;  // layers offloaded to a GPU when one is present; -1 = all
+  // Mixture of experts: the routed experts of the first N layers stay in system memory while
+  // the rest of those layers goes to the GPU (llama.cpp's --n-cpu-moe); -1 = every layer's
+  // (--cpu-moe). The experts are most of such a model's bytes but few of its FLOPs per token.
+  int32_t cpu_moe_layers = 0;
   bool use_mmap = true;
 };
 
@@ -48,6 +52,8 @@ class TextModel {
   llama_model* raw() const { return model_; }
   const llama_vocab* vocab() const { return vocab_; }
   int32_t n_ctx_train() const;
+  // Expert tensors the load kept in system memory by ModelOptions::cpu_moe_layers.
+  int64_t cpu_expert_tensors() const { return cpu_expert_tensors_; }
 
   // Tokenizes text; `add_special` adds BOS/EOS as the model wants for a fresh prompt, and
   // `parse_special` turns written special tokens (e.g. "<|im_start|>") into their ids.
@@ -71,6 +77,7 @@ class TextModel {
   std::string chat_template_;
   llama_model* model_ = nullptr;
   const llama_vocab* vocab_ = nullptr;
+  int64_t cpu_expert_tensors_ = 0;
 };
 
 }  // namespace mmserve::engine

@@ -6,7 +6,7 @@
 namespace mmserve::http {
 namespace {
 
-constexpr const char* kValidTasks = "text-gen, image-caption, speech-transcribe";
+constexpr const char* kValidTasks = "text-gen, image-caption, speech-transcribe, embed";
 constexpr const char* kDefaultCaptionPrompt = "Describe this image.";
 
 [[noreturn]] void invalid(const std::string& message, const std::string& field) {

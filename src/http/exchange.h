@@ -83,8 +83,9 @@ struct RequestRecord {
   std::string model;       // the registry's name, once a model was chosen
   std::string route;       // the executor that ran it
   bool submitted = false;  // an executor accepted the call: the pipeline's finish runs at the end
-  std::shared_ptr<scheduler::Generation> generation;  // text
-  std::shared_ptr<scheduler::SpeechJob> speech;       // speech
+  std::shared_ptr<scheduler::Generation> generation;   // text
+  std::shared_ptr<scheduler::SpeechJob> speech;        // speech
+  std::shared_ptr<scheduler::EmbeddingJob> embedding;  // embed
   std::string response_id;
   bool stream = false;
   // A stream's line, begun when the headers went out and completed when the stream ends.

@@ -23,6 +23,16 @@ Json speech_stats_json(const scheduler::SpeechStats& s) {
           {"windows", s.windows_done}, {"cancelled", s.cancelled}};
 }
 
+Json embedding_stats_json(const scheduler::EmbeddingStats& s) {
+  return {{"running", s.running},
+          {"outstanding", s.outstanding},
+          {"queue_capacity", s.queue_capacity},
+          {"queue_full", s.outstanding >= s.queue_capacity},
+          {"calls", s.calls},
+          {"inputs", s.inputs},
+          {"cancelled", s.cancelled}};
+}
+
 // The health document, and the first loaded model whose queue is full (empty: none).
 struct Health {
   Json json;
@@ -42,7 +52,12 @@ Health health(runtime::Runtime& rt) {
     const bool speech = lease->spec().kind == runtime::ModelKind::kSpeech;
     bool full = false;
     Json stats;
-    if (speech) {
+    const bool embedding = lease->spec().kind == runtime::ModelKind::kEmbedding;
+    if (embedding) {
+      const auto s = lease->embedding().stats();
+      full = s.outstanding >= s.queue_capacity;
+      stats = embedding_stats_json(s);
+    } else if (speech) {
       const auto s = lease->speech().stats();
       full = s.full;
       stats = speech_stats_json(s);
@@ -55,7 +70,7 @@ Health health(runtime::Runtime& rt) {
       h.full_model = lease->name();
       h.full_is_speech = speech;
     }
-    const char* kind = speech ? "speech" : "text";
+    const char* kind = runtime::model_kind_name(lease->spec().kind);
     if (!h.json.contains(kind)) {
       h.json[kind] = stats;
     }

@@ -5,13 +5,14 @@
 // data URL; parameters.prompt: what to ask). The same fields may come as multipart/form-data,
 // the image as an uploaded file ("input", "image" or "file"), "parameters" as a JSON string.
 // "speech-transcribe" (input: the audio as base64, a data URL or an uploaded file) is served by
-// audio_routes.cpp.
+// audio_routes.cpp, "embed" (input: text(s) or token arrays) by embedding_routes.cpp.
 #include <optional>
 #include <string>
 
 #include "core/error.h"
 #include "http/api_requests.h"
 #include "http/audio_routes.h"
+#include "http/embedding_routes.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/request_log.h"
@@ -160,8 +161,17 @@ std::vector<Route> inference_routes(const Services& services) {
          // The task's label for metrics and the log, once it is a known one.
          if (const auto it = in.body.find("task"); it != in.body.end() && it->is_string()) {
            const auto& task = it->get_ref<const std::string&>();
-           if (task == "text-gen" || task == "image-caption" || task == "speech-transcribe") {
+           if (task == "text-gen" || task == "image-caption" || task == "speech-transcribe" ||
+               task == "embed") {
              note_task(ex, task);
+           }
+           if (task == "embed") {
+             if (in.upload) {
+               throw Error(ErrorCode::kInvalidInput,
+                           "task 'embed' takes no uploaded file; send 'input' as text", "input");
+             }
+             answer_embed_inference(services, ex, res, in.body);
+             return;
            }
          }
          InferenceRequest r = parse_inference_request(in.body, in.upload.has_value());

@@ -26,7 +26,11 @@ void refresh_runtime_gauges(runtime::Runtime& rt) {
   for (const auto& spec : rt.models().specs()) {
     const auto lease = std::find_if(loaded.begin(), loaded.end(),
                                     [&](const auto& l) { return l->name() == spec.name; });
-    if (spec.kind == runtime::ModelKind::kSpeech) {
+    if (spec.kind == runtime::ModelKind::kEmbedding) {
+      scheduler::EmbeddingStats s;
+      if (lease != loaded.end()) s = (*lease)->embedding().stats();
+      m.set_task_load("embed", spec.name, s.running, s.outstanding - s.running, s.queue_capacity);
+    } else if (spec.kind == runtime::ModelKind::kSpeech) {
       scheduler::SpeechStats s;
       if (lease != loaded.end()) s = (*lease)->speech().stats();
       m.set_task_load("speech-transcribe", spec.name, s.active - s.queued, s.queued,

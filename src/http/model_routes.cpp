@@ -17,8 +17,8 @@ int64_t unix_seconds(std::chrono::system_clock::time_point t) {
 
 Json tasks_json(const runtime::ModelSpec& spec) {
   Json tasks = Json::array();
-  for (const auto task :
-       {runtime::Task::kTextGen, runtime::Task::kImageCaption, runtime::Task::kSpeechTranscribe}) {
+  for (const auto task : {runtime::Task::kTextGen, runtime::Task::kImageCaption,
+                          runtime::Task::kSpeechTranscribe, runtime::Task::kEmbed}) {
     if (spec.serves(task)) {
       tasks.push_back(runtime::task_name(task));
     }
@@ -35,9 +35,29 @@ void add_loaded_facts(Json& meta, const runtime::ServedModel& model) {
     meta["multilingual"] = speech.multilingual();
     return;
   }
+  if (model.spec().kind == runtime::ModelKind::kEmbedding) {
+    const auto& embedding = model.embedding_model();
+    meta["architecture"] = embedding.model().summary().architecture;
+    meta["parameters"] = embedding.model().summary().n_params;
+    meta["dimensions"] = embedding.dimensions();
+    meta["pooling"] = engine::pooling_name(embedding.pooling());
+    meta["max_input_tokens"] = embedding.max_input_tokens();
+    meta["context_length"] = embedding.model().n_ctx_train();
+    return;
+  }
   const auto& text = model.text().model();
-  meta["architecture"] = text.summary().architecture;
-  meta["parameters"] = text.summary().n_params;
+  const auto& summary = text.summary();
+  meta["architecture"] = summary.architecture;
+  meta["parameters"] = summary.n_params;
+  meta["active_parameters"] = summary.n_active_params();  // per token: < parameters for MoE
+  if (summary.is_moe()) {
+    meta["experts"] = summary.n_expert;
+    meta["experts_used"] = summary.n_expert_used;
+  }
+  if (model.spec().cpu_moe_layers != 0) {  // --cpu-moe / --n-cpu-moe: what the load placed
+    meta["cpu_moe_layers"] = model.spec().cpu_moe_layers;
+    meta["cpu_expert_tensors"] = text.cpu_expert_tensors();
+  }
   meta["context_length"] = text.n_ctx_train();
   if (const auto& vision = model.vision()) {
     const auto& info = vision->info();

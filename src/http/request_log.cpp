@@ -28,8 +28,9 @@ std::string_view inference_endpoint(std::string_view method, std::string_view pa
   if (method != "POST") {
     return {};
   }
-  for (const std::string_view known : {"/v1/inference", "/v1/chat/completions", "/v1/completions",
-                                       "/v1/audio/transcriptions", "/v1/audio/translations"}) {
+  for (const std::string_view known :
+       {"/v1/inference", "/v1/chat/completions", "/v1/completions", "/v1/audio/transcriptions",
+        "/v1/audio/translations", "/v1/embeddings"}) {
     if (path == known) {
       return known;
     }
@@ -45,6 +46,9 @@ std::string task_of(const RequestRecord& r) {
   }
   if (r.endpoint.starts_with("/v1/audio/")) {
     return "speech-transcribe";
+  }
+  if (r.endpoint == "/v1/embeddings") {
+    return "embed";
   }
   return r.endpoint.empty() || r.endpoint == "/v1/inference" ? "" : "text-gen";
 }
@@ -143,6 +147,16 @@ pipeline::Usage usage_of(const RequestRecord& r) {
     }
     const auto& o = r.speech->wait();
     u.audio_seconds = o.transcript.duration;
+    if (o.error) {
+      u.error = o.error->code();
+    }
+  } else if (r.embedding) {
+    if (!r.embedding->wait_for(std::chrono::milliseconds(0))) {
+      u.error = ErrorCode::kCancelled;
+      return u;
+    }
+    const auto& o = r.embedding->wait();
+    u.prompt_tokens = o.prompt_tokens;
     if (o.error) {
       u.error = o.error->code();
     }
@@ -270,6 +284,7 @@ void note_submission(Exchange& exchange, const pipeline::Submission& submission,
   r.submitted = true;
   r.generation = submission.generation;
   r.speech = submission.speech;
+  r.embedding = submission.embedding;
   r.response_id = std::move(response_id);
   r.stream = stream;
 }

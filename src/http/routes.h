@@ -63,6 +63,8 @@ std::vector<Route> inference_routes(const Services& services);
 std::vector<Route> openai_routes(const Services& services);
 // POST /v1/audio/transcriptions and /v1/audio/translations (audio_routes.cpp).
 std::vector<Route> audio_routes(const Services& services);
+// POST /v1/embeddings (embedding_routes.cpp).
+std::vector<Route> embedding_routes(const Services& services);
 // POST /v1/privacy/scan (privacy_routes.cpp).
 std::vector<Route> privacy_routes(const Services& services);
 // GET /v1/usage (usage_routes.cpp).

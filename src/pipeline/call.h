@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 // What the edge was asked to do. Stages that only concern inference (privacy routing, capture)
 // skip the others; authentication looks at every one.
 enum class Operation {
-  kInference,     // a task: text generation, image description, transcription
+  kInference,     // a task: text generation, image description, transcription, embedding
   kReadModels,    // GET /v1/models
   kManageModels,  // the admin endpoints (load, unload)
   kReadUsage,     // GET /v1/usage
@@ -158,6 +158,16 @@ struct AudioInput {
   std::string translate_field = "translate";
 };
 
+// embed's inputs, untokenized texts or token arrays (one of the two), and what errors name.
+struct EmbedInput {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> tokens;
+  std::string field = "input";        // each input's error names field[i] when there are several
+  bool listed = false;                // the inputs came as an array (errors name "input[i]")
+  std::optional<int32_t> dimensions;  // OpenAI's Matryoshka truncation; unset: the model's
+  std::string dimensions_field = "dimensions";
+};
+
 // What a stage noted about a call: the route it chose and why, what it found, what it counted.
 // Shown in the request log and to later stages.
 struct Annotation {
@@ -200,6 +210,7 @@ struct Call {
   std::string parameters_path;
   std::optional<AudioInput> audio;  // speech-transcribe
   SpeechParams speech;
+  std::optional<EmbedInput> embed;  // embed
 
   void annotate(std::string_view stage, std::string_view key, std::string value);
   // The value of the latest annotation with `key`; nullptr when none.

@@ -11,20 +11,23 @@
 #include <string_view>
 
 #include "pipeline/call.h"
+#include "scheduler/embedding_scheduler.h"
 #include "scheduler/generation.h"
 #include "scheduler/speech_scheduler.h"
 
 namespace mmserve::pipeline {
 
-// A call accepted by its executor. Exactly one of `generation` and `speech` is set.
+// A call accepted by its executor. Exactly one of `generation`, `speech` and `embedding` is set.
 struct Submission {
   std::string model;  // the name of the model serving it
   // What must live until the answer is out (the local model's lease, see
   // runtime/model_registry.h): the edge holds it while it waits or streams.
   std::shared_ptr<const void> keep_alive;
-  std::shared_ptr<scheduler::Generation> generation;  // text-gen, image-caption
-  std::shared_ptr<scheduler::SpeechJob> speech;       // speech-transcribe
-  int images = 0;                                     // images in the prompt (for the metrics)
+  std::shared_ptr<scheduler::Generation> generation;   // text-gen, image-caption
+  std::shared_ptr<scheduler::SpeechJob> speech;        // speech-transcribe
+  std::shared_ptr<scheduler::EmbeddingJob> embedding;  // embed
+  int32_t dimensions = 0;  // embed: the length the answer's vectors are cut to (0: as they are)
+  int images = 0;          // images in the prompt (for the metrics)
 };
 
 class Executor {

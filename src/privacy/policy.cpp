@@ -116,7 +116,8 @@ Rule parse_rule(const toml::table& t, const std::string& origin, size_t index) {
   }
   rule.tasks = string_list(t, origin, "tasks");
   for (const auto& task : rule.tasks) {
-    if (task != "text-gen" && task != "image-caption" && task != "speech-transcribe") {
+    if (task != "text-gen" && task != "image-caption" && task != "speech-transcribe" &&
+        task != "embed") {
       fail(origin, *t.get("tasks"), "tasks", "unknown task '" + task + "'");
     }
   }

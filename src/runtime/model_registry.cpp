@@ -18,10 +18,11 @@ std::string mib(int64_t bytes) {
 Error no_model_for(Task task) {
   switch (task) {
     case Task::kTextGen:
-      return {ErrorCode::kModelUnavailable,
-              "this server has no text model (it serves speech only; start it with -m "
-              "MODEL.gguf for text)",
-              "task"};
+      return {
+          ErrorCode::kModelUnavailable,
+          "this server has no text model (it serves speech or embeddings only; start it with -m "
+          "MODEL.gguf for text)",
+          "task"};
     case Task::kImageCaption:
       return {ErrorCode::kModelUnavailable,
               "task 'image-caption' needs a vision model and projector (--mmproj), which "
@@ -32,6 +33,11 @@ Error no_model_for(Task task) {
               "task 'speech-transcribe' needs a speech model (--whisper-model), which this "
               "server has not loaded",
               "task"};
+    case Task::kEmbed:
+      return {ErrorCode::kModelUnavailable,
+              "task 'embed' needs an embedding model (-m EMBEDDING.gguf or --embedding-model), "
+              "which this server has not loaded",
+              "model"};
   }
   return {ErrorCode::kInternal, "unknown task"};
 }
@@ -150,9 +156,10 @@ ModelLease ModelRegistry::acquire(Task task, std::string_view name) {
     throw no_model_for(task);
   }
   if (!entry->spec.serves(task)) {
-    const char* why = entry->spec.kind == ModelKind::kSpeech ? "a speech model"
-                      : task == Task::kImageCaption          ? "a text model without a projector"
-                                                             : "a text model";
+    const char* why = entry->spec.kind == ModelKind::kSpeech      ? "a speech model"
+                      : entry->spec.kind == ModelKind::kEmbedding ? "an embedding model"
+                      : task == Task::kImageCaption ? "a text model without a projector"
+                                                    : "a text model";
     throw Error(ErrorCode::kModelUnavailable,
                 "the model '" + entry->spec.name + "' is " + why + "; it does not serve task '" +
                     task_name(task) + "'",

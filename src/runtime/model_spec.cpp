@@ -5,7 +5,12 @@
 namespace mmserve::runtime {
 
 const char* model_kind_name(ModelKind kind) {
-  return kind == ModelKind::kSpeech ? "speech" : "text";
+  switch (kind) {
+    case ModelKind::kText: return "text";
+    case ModelKind::kSpeech: return "speech";
+    case ModelKind::kEmbedding: return "embedding";
+  }
+  return "text";
 }
 
 const char* task_name(Task task) {
@@ -13,6 +18,7 @@ const char* task_name(Task task) {
     case Task::kTextGen: return "text-gen";
     case Task::kImageCaption: return "image-caption";
     case Task::kSpeechTranscribe: return "speech-transcribe";
+    case Task::kEmbed: return "embed";
   }
   return "text-gen";
 }
@@ -22,6 +28,7 @@ bool ModelSpec::serves(Task task) const {
     case Task::kTextGen: return kind == ModelKind::kText;
     case Task::kImageCaption: return kind == ModelKind::kText && !mmproj_path.empty();
     case Task::kSpeechTranscribe: return kind == ModelKind::kSpeech;
+    case Task::kEmbed: return kind == ModelKind::kEmbedding;
   }
   return false;
 }

@@ -14,9 +14,12 @@ namespace {
 
 const std::set<std::string, std::less<>> kTextKeys = {
     "name",     "aliases",    "kind",       "path",    "mmproj", "parallel",
-    "ctx_size", "batch_size", "gpu_layers", "threads", "pinned", "preload"};
+    "ctx_size", "batch_size", "gpu_layers", "threads", "pinned", "preload", "cpu_moe", "n_cpu_moe"};
 const std::set<std::string, std::less<>> kSpeechKeys = {
     "name", "aliases", "kind", "path", "vad", "parallel", "threads", "pinned", "preload"};
+const std::set<std::string, std::less<>> kEmbeddingKeys = {
+    "name",       "aliases",    "kind",    "path",   "ctx_size",
+    "batch_size", "gpu_layers", "threads", "pinned", "preload"};
 
 // "FILE:LINE: model 'NAME': " for messages about one entry.
 struct Where {
@@ -98,11 +101,16 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
   ModelSpec spec = defaults;
   spec.name = w.name;
   const std::string kind = t.contains("kind") ? string_key(t, w, "kind", true) : "text";
-  if (kind != "text" && kind != "speech") {
-    fail(w, *t.get("kind"), "kind", R"('kind' must be "text" or "speech", not ")" + kind + "\"");
+  if (kind != "text" && kind != "speech" && kind != "embedding") {
+    fail(w, *t.get("kind"), "kind",
+         R"('kind' must be "text", "speech" or "embedding", not ")" + kind + "\"");
   }
-  spec.kind = kind == "speech" ? ModelKind::kSpeech : ModelKind::kText;
-  const auto& allowed = spec.kind == ModelKind::kSpeech ? kSpeechKeys : kTextKeys;
+  spec.kind = kind == "speech"      ? ModelKind::kSpeech
+              : kind == "embedding" ? ModelKind::kEmbedding
+                                    : ModelKind::kText;
+  const auto& allowed = spec.kind == ModelKind::kSpeech      ? kSpeechKeys
+                        : spec.kind == ModelKind::kEmbedding ? kEmbeddingKeys
+                                                             : kTextKeys;
   for (const auto& [key, node] : t) {
     if (!allowed.contains(key.str())) {
       std::string list;
@@ -139,6 +147,12 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
     spec.mmproj_path = resolved(string_key(t, w, "mmproj", false), base);
     spec.parallel = int_key(t, w, "parallel", spec.parallel, 1, 256);
     spec.ctx_size = int_key(t, w, "ctx_size", defaults.ctx_size, 0, 1 << 24);
+    spec.batch_size = int_key(t, w, "batch_size", spec.batch_size, 1, 1 << 16);
+    spec.gpu_layers = int_key(t, w, "gpu_layers", spec.gpu_layers, -1, 1 << 16);
+    spec.cpu_moe_layers = int_key(t, w, "n_cpu_moe", spec.cpu_moe_layers, 0, 1 << 16);
+    if (bool_key(t, w, "cpu_moe", spec.cpu_moe_layers < 0)) spec.cpu_moe_layers = -1;
+  } else if (spec.kind == ModelKind::kEmbedding) {
+    spec.ctx_size = int_key(t, w, "ctx_size", 0, 0, 1 << 20);  // the most tokens of one input
     spec.batch_size = int_key(t, w, "batch_size", spec.batch_size, 1, 1 << 16);
     spec.gpu_layers = int_key(t, w, "gpu_layers", spec.gpu_layers, -1, 1 << 16);
   } else {

@@ -17,10 +17,17 @@
 //
 //   [[model]]
 //   name = "whisper"
-//   kind = "speech"               # "text" (default) or "speech"
+//   kind = "speech"               # "text" (default), "speech" or "embedding"
 //   path = "models/ggml-base.bin"
 //   vad = "models/silero.bin"     # optional (speech)
 //   parallel = 2                  # optional: whisper states (speech)
+//
+//   [[model]]
+//   name = "embed"
+//   kind = "embedding"            # /v1/embeddings and task "embed" (BERT, bge, nomic, ...)
+//   path = "models/bge-small.gguf"
+//   ctx_size = 512                # optional: most tokens of one input (embedding)
+//   batch_size = 2048             # optional: most tokens of one decode (embedding)
 //
 // The first model of each kind is the default for its tasks. Unknown keys are refused.
 #pragma once

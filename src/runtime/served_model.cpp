@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "engine/gguf_inspect.h"
+#include "engine/memory_plan.h"
 #include "engine/speech_state.h"
 #include "engine/text_model.h"
 #include "media/audio_decode.h"
@@ -61,39 +62,41 @@ void observe_speech_metrics(scheduler::SpeechScheduler& speech) {
   });
 }
 
+void observe_embedding_metrics(scheduler::EmbeddingScheduler& embedding, const std::string& model) {
+  embedding.set_observer([model](const scheduler::EmbeddingOutcome& o) {
+    metrics::server_metrics().record_generation({.task = "embed",
+                                                 .model = model,
+                                                 .queue_seconds = o.queue_ms / 1000,
+                                                 .prompt_tokens = o.ok() ? o.prompt_tokens : 0});
+  });
+}
+
 // The context a text model gets: --ctx-size, else parallel x min(training context, 4096).
 int32_t context_cells(const ModelSpec& spec, int64_t n_ctx_train) {
-  if (spec.ctx_size > 0) {
-    return spec.ctx_size;
-  }
-  const int64_t train = n_ctx_train > 0 ? n_ctx_train : 4096;
-  return static_cast<int32_t>(std::max(1, spec.parallel) * std::min<int64_t>(train, 4096));
+  return engine::default_context_cells(spec.ctx_size, spec.parallel, n_ctx_train);
 }
 
 }  // namespace
 
 int64_t estimate_model_bytes(const ModelSpec& spec) {
+  // The one estimate (engine/memory_plan.h, also `mmserve plan`): this model's own peak bytes
+  // wherever they sit (RAM or VRAM), without the process baseline the server pays once.
+  engine::PlanInput in;
+  in.process_baseline = false;
   if (spec.kind == ModelKind::kSpeech) {
-    const auto shape = engine::check_speech_model_file(spec.path, "path");
-    // Per whisper state: the decoder's self-attention cache, the cross-attention cache over the
-    // audio, and the encoder's activations (a rule of thumb: 16 floats per audio position and
-    // width, what whisper.cpp's compute buffers come to).
-    const int64_t kv = int64_t{4} * shape.n_text_layer * shape.n_text_state *
-                       (int64_t{shape.n_text_ctx} + shape.n_audio_ctx);
-    const int64_t encoder = int64_t{64} * shape.n_audio_ctx * shape.n_audio_state;
-    return shape.file_bytes + std::max(1, spec.speech_parallel) * (kv + encoder);
+    in.speech = engine::check_speech_model_file(spec.path, "path");
+    in.speech_parallel = spec.speech_parallel;
+  } else if (spec.kind == ModelKind::kEmbedding) {
+    in.text = engine::inspect_gguf(spec.path);
+    engine::plan_as_embedding(in, spec.ctx_size, spec.batch_size);
+  } else {
+    in.text = engine::inspect_gguf(spec.path);
+    if (!spec.mmproj_path.empty()) in.projector = engine::inspect_gguf(spec.mmproj_path);
+    in.parallel = spec.parallel;
+    in.ctx_size = context_cells(spec, in.text->n_ctx_train);
+    in.batch_size = spec.batch_size;
   }
-  const auto gguf = engine::inspect_gguf(spec.path);
-  const int64_t n_embd = std::max<int64_t>(gguf.n_embd, 0);
-  const int64_t n_embd_kv =
-      gguf.n_head > 0 && gguf.n_head_kv > 0 ? n_embd / gguf.n_head * gguf.n_head_kv : n_embd;
-  const int64_t kv = int64_t{2} * 2 * context_cells(spec, gguf.n_ctx_train) *
-                     std::max<int64_t>(gguf.n_layer, 0) * n_embd_kv;  // K and V, f16
-  int64_t bytes = static_cast<int64_t>(gguf.tensor_bytes) + kv;
-  if (!spec.mmproj_path.empty()) {
-    bytes += static_cast<int64_t>(engine::inspect_gguf(spec.mmproj_path).tensor_bytes);
-  }
-  return bytes;
+  return static_cast<int64_t>(engine::plan_memory(in).ram);
 }
 
 std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
@@ -103,7 +106,23 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
   served->memory_bytes_ =
       settings.memory_bytes > 0 ? settings.memory_bytes : estimate_model_bytes(spec);
   const int32_t threads = spec.threads > 0 ? spec.threads : settings.threads;
-  if (spec.kind == ModelKind::kSpeech) {
+  if (spec.kind == ModelKind::kEmbedding) {
+    auto model = engine::EmbeddingModel::load(spec.path, {.max_input_tokens = spec.ctx_size,
+                                                          .batch_tokens = spec.batch_size,
+                                                          .threads = threads,
+                                                          .gpu_layers = spec.gpu_layers});
+    const engine::EmbeddingModel* raw = model.get();
+    const int64_t weights = static_cast<int64_t>(llama_model_size(raw->model().raw()));
+    auto embedding = std::make_unique<scheduler::EmbeddingScheduler>(
+        std::move(model), scheduler::EmbeddingSchedulerOptions{.queue_size = settings.queue_size});
+    // Readiness means a real decode ran through the pooling, not only a load.
+    embedding->probe(raw->tokenize("Hello"), std::chrono::minutes(5));
+    observe_embedding_metrics(*embedding, spec.name);
+    metrics::server_metrics().set_model_memory(spec.name, weights_device(),
+                                               static_cast<double>(weights));
+    served->embedding_model_ = raw;
+    served->embedding_ = std::move(embedding);
+  } else if (spec.kind == ModelKind::kSpeech) {
     auto model = engine::SpeechModel::load(spec.path);
     std::shared_ptr<const engine::VadModel> vad;
     if (!spec.vad_path.empty()) {
@@ -133,7 +152,8 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
     observe_speech_metrics(*served->speech_);
     served->speech_model_ = std::move(model);
   } else {
-    auto model = engine::TextModel::load(spec.path, {.gpu_layers = spec.gpu_layers});
+    auto model = engine::TextModel::load(
+        spec.path, {.gpu_layers = spec.gpu_layers, .cpu_moe_layers = spec.cpu_moe_layers});
     engine::BatchOptions batch;
     batch.n_parallel = std::max(1, spec.parallel);
     batch.n_ctx = runtime::context_cells(spec, model->n_ctx_train());
@@ -163,7 +183,8 @@ ServedModel::~ServedModel() {
   // The schedulers' destructors end what is left (nothing: the last lease is gone) and join.
   text_.reset();
   speech_.reset();
-  if (spec_.kind == ModelKind::kText) {
+  embedding_.reset();
+  if (spec_.kind != ModelKind::kSpeech) {
     metrics::server_metrics().set_model_memory(spec_.name, weights_device(), 0);
   }
 }
@@ -171,7 +192,10 @@ ServedModel::~ServedModel() {
 scheduler::TextScheduler& ServedModel::text() const {
   if (!text_) {
     throw Error(ErrorCode::kInvalidInput,
-                "model '" + spec_.name + "' is a speech model; it does not generate text", "model");
+                "model '" + spec_.name + "' is " +
+                    (embedding_ ? "an embedding model" : "a speech model") +
+                    "; it does not generate text",
+                "model");
   }
   return *text_;
 }
@@ -185,11 +209,27 @@ scheduler::SpeechScheduler& ServedModel::speech() const {
   return *speech_;
 }
 
+scheduler::EmbeddingScheduler& ServedModel::embedding() const {
+  if (!embedding_) {
+    throw Error(ErrorCode::kModelUnavailable,
+                "model '" + spec_.name + "' is a " + model_kind_name(spec_.kind) +
+                    " model; it does not embed (serve an embedding model: --embedding-model)",
+                "model");
+  }
+  return *embedding_;
+}
+
+const engine::EmbeddingModel& ServedModel::embedding_model() const {
+  embedding();  // the same refusal
+  return *embedding_model_;
+}
+
 bool ServedModel::busy() const {
   if (text_) {
     const auto s = text_->stats();
     return s.running > 0 || s.waiting > 0;
   }
+  if (embedding_) return embedding_->stats().outstanding > 0;
   const auto s = speech_->stats();
   return s.active > 0 || s.queued > 0 || s.running > 0;
 }
@@ -201,6 +241,7 @@ void ServedModel::stop_accepting() {
   if (speech_) {
     speech_->stop_accepting();
   }
+  if (embedding_) embedding_->stop_accepting();
 }
 
 void ServedModel::cancel_all() {
@@ -210,6 +251,7 @@ void ServedModel::cancel_all() {
   if (speech_) {
     speech_->cancel_all();
   }
+  if (embedding_) embedding_->cancel_all();
 }
 
 }  // namespace mmserve::runtime

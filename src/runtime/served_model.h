@@ -1,5 +1,6 @@
 // One loaded model and the scheduler that serves it: a text model (with its projector, if any)
-// and its TextScheduler, or a whisper.cpp model and its SpeechScheduler.
+// and its TextScheduler, a whisper.cpp model and its SpeechScheduler, or an embedding model and
+// its EmbeddingScheduler.
 //
 // Ownership: made by the registry (model_registry.h), which hands out shared_ptr leases; the
 // model lives until the registry has dropped it (unload) and the last lease is gone, so an
@@ -12,9 +13,11 @@
 #include <memory>
 #include <string>
 
+#include "engine/embedding_model.h"
 #include "engine/speech_model.h"
 #include "engine/vision_model.h"
 #include "runtime/model_spec.h"
+#include "scheduler/embedding_scheduler.h"
 #include "scheduler/speech_scheduler.h"
 #include "scheduler/text_scheduler.h"
 
@@ -50,6 +53,9 @@ class ServedModel {
   // The speech scheduler and model; Error(kInvalidInput, "model") for a text model.
   scheduler::SpeechScheduler& speech() const;
   const std::shared_ptr<const engine::SpeechModel>& speech_model() const { return speech_model_; }
+  // The embedding scheduler and model; Error(kModelUnavailable, "model") for the other kinds.
+  scheduler::EmbeddingScheduler& embedding() const;
+  const engine::EmbeddingModel& embedding_model() const;
 
   // Requests running or waiting on it now.
   bool busy() const;
@@ -70,6 +76,8 @@ class ServedModel {
   std::shared_ptr<const engine::VisionModel> vision_;
   std::unique_ptr<scheduler::SpeechScheduler> speech_;
   std::shared_ptr<const engine::SpeechModel> speech_model_;
+  std::unique_ptr<scheduler::EmbeddingScheduler> embedding_;
+  const engine::EmbeddingModel* embedding_model_ = nullptr;  // owned by embedding_
   int64_t memory_bytes_ = 0;
   int32_t context_cells_ = 0;
   double load_seconds_ = 0;

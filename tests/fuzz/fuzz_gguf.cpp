@@ -1,10 +1,14 @@
-// Fuzzes engine::inspect_gguf (GGUF header, metadata and tensor table; ggml's gguf reader plus
-// mmserve's checks) on a file holding the input (a per-process scratch file in /dev/shm).
+// Fuzzes engine::inspect_gguf (GGUF header, metadata and tensor table) on a file holding the
+// input (a per-process scratch file in /dev/shm). The parser is mmserve's own (gguf_inspect.cpp,
+// the one fuzz_gguf_header drives on in-memory prefixes): a bounds-checked little-endian reader
+// of the layout ggml's gguf.cpp writes (versions 2 and 3), reading the file in growing pieces,
+// refusing implausible counts, lengths and dimensions, overflowing size products, unknown types,
+// misaligned or not back-to-back tensor offsets, and a file shorter than its tensors.
 //
 // Invariants: every refusal is Error(kModelLoad) naming "model" (the file exists, so never
 // kNotFound); an accepted file starts with "GGUF", is a version ggml reads (2 or 3), reports its
 // real size, and its tensor table is consistent (per-type counts and bytes add up to the totals,
-// types sorted by bytes, descending). Plus ASan and UBSan (ggml itself is not instrumented).
+// types sorted by bytes, descending, no more tensor bytes than the file). Plus ASan and UBSan.
 #include <ggml.h>
 
 #include <algorithm>
@@ -16,7 +20,7 @@
 #include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  ggml_log_set([](ggml_log_level, const char*, void*) {}, nullptr);  // gguf's errors: quiet
+  ggml_log_set([](ggml_log_level, const char*, void*) {}, nullptr);  // ggml's logs: quiet
   return 0;
 }
 

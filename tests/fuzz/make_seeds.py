@@ -233,6 +233,67 @@ def text_stream():
         write("text_stream", name, data)
 
 
+# A whisper.cpp ggml model of the real tensor layout (1+1 layers) at toy sizes: rows of 32 (Q8_0's
+# block), short contexts, a 3-token vocabulary; its hyperparameters are a real model's shape
+# (multilingual vocabulary size, 80 mels), so the speech header check accepts it.
+WHISPER_LAYER = ["mlp_ln.weight:32", "mlp_ln.bias:32", "mlp.0.weight:32x4", "mlp.0.bias:4",
+                 "mlp.2.weight:32x4", "mlp.2.bias:32", "attn_ln.weight:32", "attn_ln.bias:32",
+                 "attn.query.weight:32x4", "attn.query.bias:32", "attn.key.weight:32x4",
+                 "attn.value.weight:32x4", "attn.value.bias:32", "attn.out.weight:32x4",
+                 "attn.out.bias:32"]
+WHISPER_CROSS = ["cross_attn_ln.weight:32", "cross_attn_ln.bias:32",
+                 "cross_attn.query.weight:32x4", "cross_attn.query.bias:32",
+                 "cross_attn.key.weight:32x4", "cross_attn.value.weight:32x4",
+                 "cross_attn.value.bias:32", "cross_attn.out.weight:32x4", "cross_attn.out.bias:32"]
+
+
+def whisper_tensors():
+    names = ["encoder.positional_embedding:32x4", "encoder.conv1.weight:3x2x32",
+             "encoder.conv1.bias:1x32", "encoder.conv2.weight:3x32x2", "encoder.conv2.bias:1x32"]
+    names += ["encoder.blocks.0." + t for t in WHISPER_LAYER]
+    names += ["encoder.ln_post.weight:32", "encoder.ln_post.bias:32",
+              "decoder.positional_embedding:32x4", "decoder.token_embedding.weight:32x8"]
+    names += ["decoder.blocks.0." + t for t in WHISPER_LAYER + WHISPER_CROSS]
+    names += ["decoder.ln.weight:32", "decoder.ln.bias:32"]
+    return [(n, [int(d) for d in shape.split("x")]) for n, shape in
+            (t.split(":") for t in names)]
+
+
+def tiny_whisper(f32=False, row=32):
+    hp = [51865, 4, 32, 1, 1, 4, 32, 1, 1, 80, 0 if f32 else 1]
+    out = struct.pack("<I11i", 0x67676D6C, *hp)
+    out += struct.pack("<ii", 2, 3) + struct.pack("<6f", *[0.5] * 6)  # mel filters
+    out += struct.pack("<i", 3) + b"".join(struct.pack("<i", len(t)) + t for t in (b"a", b"b", b""))
+    for i, (name, ne) in enumerate(whisper_tensors()):
+        if len(ne) == 2 and ne[0] == 32:
+            ne = [row, ne[1]]
+        ttype = 0 if f32 or len(ne) == 1 or name.endswith("bias") or "positional" in name else 1
+        count = 1
+        for d in ne:
+            count *= d
+        out += struct.pack("<iii", len(ne), len(name), ttype) + struct.pack("<%di" % len(ne), *ne)
+        out += name.encode()
+        vals = [((i * 7 + k * 13) % 29 - 14) / 8.0 for k in range(count)]
+        out += struct.pack("<%d%s" % (count, "f" if ttype == 0 else "e"), *vals)
+    return out
+
+
+def whisper_quantize():
+    f16 = tiny_whisper()
+    write("whisper_quantize", "tiny-f16.bin", f16)
+    write("whisper_quantize", "tiny-f32.bin", tiny_whisper(f32=True))
+    write("whisper_quantize", "rows-48-not-q8_0.bin", tiny_whisper(row=48))
+    write("whisper_quantize", "truncated-tiny-f16.bin", f16[: len(f16) * 2 // 3])
+    write("whisper_quantize", "header-only.bin", f16[:120])
+    quantized = bytearray(f16)
+    quantized[44:48] = struct.pack("<i", 2008)
+    write("whisper_quantize", "already-q8_0.bin", bytes(quantized))
+    tiny = os.path.join(SHARED, "models", "for-tests-ggml-tiny.bin")
+    if os.path.exists(tiny):
+        with open(tiny, "rb") as f:
+            write("whisper_quantize", "for-tests-ggml-tiny-head.bin", f.read(4096))
+
+
 def main():
     for tool in ("ffmpeg", "sox"):
         if shutil.which(tool) is None:
@@ -242,6 +303,7 @@ def main():
         image_input(made)
         audio(tmp)
     models()
+    whisper_quantize()
     multipart()
     text_stream()
 

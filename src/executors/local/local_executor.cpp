@@ -70,6 +70,9 @@ pipeline::Submission LocalExecutor::submit(pipeline::Call& call) const {
   if (call.task == runtime::Task::kSpeechTranscribe) {
     return submit_speech(call, std::move(lease));
   }
+  if (call.task == runtime::Task::kEmbed) {
+    return submit_embedding(call, std::move(lease));
+  }
   return submit_text(call, std::move(lease));
 }
 
@@ -124,6 +127,42 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
     }
     throw Error(e.code(), e.what(), pipeline::field_path(call.parameters_path, e.field()));
   }
+  s.keep_alive = std::move(lease);
+  return s;
+}
+
+pipeline::Submission LocalExecutor::submit_embedding(pipeline::Call& call,
+                                                     runtime::ModelLease lease) const {
+  if (!call.embed) {
+    throw Error(ErrorCode::kInvalidInput, "field 'input' (what to embed) is required", "input");
+  }
+  const auto& in = *call.embed;
+  const auto& model = lease->embedding_model();
+  const auto field_of = [&](size_t i) {
+    return in.listed ? in.field + "[" + std::to_string(i) + "]" : in.field;
+  };
+  scheduler::EmbeddingRequest request;
+  for (size_t i = 0; i < in.texts.size(); ++i) {
+    request.inputs.push_back(model.tokenize(in.texts[i]));
+    request.fields.push_back(field_of(i));
+  }
+  for (size_t i = 0; i < in.tokens.size(); ++i) {
+    request.inputs.push_back(in.tokens[i]);
+    request.fields.push_back(field_of(i));
+  }
+  pipeline::Submission s;
+  if (in.dimensions) {
+    if (*in.dimensions < 1 || *in.dimensions > model.dimensions()) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "field '" + in.dimensions_field + "' must be 1.." +
+                      std::to_string(model.dimensions()) + " for the model '" + lease->name() +
+                      "' (its embedding length)",
+                  in.dimensions_field);
+    }
+    s.dimensions = *in.dimensions;
+  }
+  s.model = lease->name();
+  s.embedding = lease->embedding().submit(std::move(request), pipeline::bounded_deadline(call));
   s.keep_alive = std::move(lease);
   return s;
 }

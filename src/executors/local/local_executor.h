@@ -26,6 +26,7 @@ class LocalExecutor : public pipeline::Executor {
  private:
   pipeline::Submission submit_text(pipeline::Call& call, runtime::ModelLease lease) const;
   pipeline::Submission submit_speech(pipeline::Call& call, runtime::ModelLease lease) const;
+  pipeline::Submission submit_embedding(pipeline::Call& call, runtime::ModelLease lease) const;
 
   runtime::Runtime& runtime_;
   const ImageInputPolicy image_policy_;  // from the runtime's options, which never change

@@ -27,6 +27,9 @@ std::vector<std::string_view> call_texts(const pipeline::Call& call) {
   if (!call.speech.prompt.empty()) {
     texts.push_back(call.speech.prompt);
   }
+  if (call.embed) {
+    for (const auto& text : call.embed->texts) texts.push_back(text);
+  }
   return texts;
 }
 

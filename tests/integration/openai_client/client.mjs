@@ -5,6 +5,27 @@ import OpenAI from "openai";
 const client = new OpenAI({ baseURL: process.argv[2], apiKey: "unused", maxRetries: 0 });
 const out = {};
 
+// `node client.mjs BASE_URL embeddings MODEL`: client.embeddings.create only (a server with an
+// embedding model). The client asks for base64 by default and decodes it itself.
+if (process.argv[3] === "embeddings") {
+  const model = process.argv[4];
+  const one = await client.embeddings.create({ model, input: "hello world" });
+  const many = await client.embeddings.create({ model, input: ["the cat sat", "hello world"], encoding_format: "float" });
+  const short = await client.embeddings.create({ model, input: "hello world", dimensions: 16 });
+  const vec = (r) => r.data.map((d) => ({ index: d.index, object: d.object, embedding: Array.from(d.embedding) }));
+  out.one = { object: one.object, model: one.model, data: vec(one), usage: one.usage };
+  out.many = { data: vec(many), usage: many.usage };
+  out.short = { data: vec(short) };
+  try {
+    await client.embeddings.create({ model, input: "" });
+    out.error = null;
+  } catch (e) {
+    out.error = { status: e.status, param: e.param, type: e.type };
+  }
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
 
