@@ -191,7 +191,7 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   llama_memory_t mem = llama_get_memory(ctx_);
 
   // At least the last prompt token must be decoded again to get its logits.
-  size_t keep = std::min(best_prefix, request.prompt.size() - 1);
+  size_t keep = request.reuse_prefix ? std::min(best_prefix, request.prompt.size() - 1) : 0;
   if (!llama_memory_seq_rm(mem, slot.seq, static_cast<llama_pos>(keep), -1)) {
     llama_memory_seq_rm(mem, slot.seq, -1, -1);  // this model cannot trim: start over
     keep = 0;

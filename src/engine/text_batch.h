@@ -51,6 +51,9 @@ struct GenerationRequest {
   int32_t max_tokens = 128;
   std::vector<std::string> stop;
   bool ignore_eos = false;  // benchmarks: always produce max_tokens
+  // false (llama-server's "cache_prompt": false): the prompt is decoded whole, not resumed from
+  // the prefix an idle slot still holds; benchmarks of prompt processing need it.
+  bool reuse_prefix = true;
   int32_t top_logprobs =
       0;  // > 0: record each generated token's logprob and this many alternatives
 };

@@ -29,8 +29,9 @@ std::vector<NoOpField> openai_no_ops() {
 // "user": the client's end-user id, metadata that changes nothing.
 std::vector<std::string_view> openai_fields(std::initializer_list<std::string_view> extra) {
   std::vector<std::string_view> fields = {
-      "model", "max_tokens", "temperature", "top_p",  "top_k",          "min_p", "repeat_penalty",
-      "seed",  "stop",       "ignore_eos",  "stream", "stream_options", "user"};
+      "model",        "max_tokens",     "temperature",    "top_p", "top_k",
+      "min_p",        "repeat_penalty", "seed",           "stop",  "ignore_eos",
+      "cache_prompt", "stream",         "stream_options", "user"};
   fields.insert(fields.end(), extra);
   return fields;
 }
@@ -144,8 +145,9 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
 void reject_unsupported_parameters(const std::string& task, const Json& params) {
   std::vector<std::string_view> fields;
   if (task == "text-gen" || task == "image-caption") {
-    fields = {"max_tokens",     "temperature", "top_p", "top_k",  "min_p",  "stop",      "seed",
-              "repeat_penalty", "ignore_eos",  "raw",   "system", "stream", "data_class"};
+    fields = {"max_tokens", "temperature", "top_p",          "top_k",      "min_p",
+              "stop",       "seed",        "repeat_penalty", "ignore_eos", "cache_prompt",
+              "raw",        "system",      "stream",         "data_class"};
     if (task == "image-caption") {
       fields.emplace_back("prompt");
     }

@@ -16,6 +16,7 @@ void read_generation_params(const Json& obj, const std::string& path, engine::Ge
   p.seed = opt_integer(obj, "seed", path);
   p.stop = opt_string_list(obj, "stop", path);
   p.ignore_eos = opt_bool(obj, "ignore_eos", path).value_or(false);
+  p.cache_prompt = opt_bool(obj, "cache_prompt", path).value_or(true);
   for (const char* key : max_tokens_keys) {
     if (auto v = opt_integer(obj, key, path)) {
       p.max_tokens = v;

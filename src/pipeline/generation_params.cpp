@@ -41,6 +41,7 @@ void apply_generation_params(const GenerationParams& p, const std::string& path,
   }
   r.stop = p.stop;
   r.ignore_eos = p.ignore_eos;
+  r.reuse_prefix = p.cache_prompt;
   r.max_tokens = 0;  // "not given"
   if (p.max_tokens) {
     if (*p.max_tokens < 1 || *p.max_tokens > 1'000'000) {

@@ -19,7 +19,8 @@ struct GenerationParams {
   std::optional<int64_t> top_k;
   std::optional<int64_t> seed;  // any integer; folded to 32 bits (OpenAI clients send 64-bit)
   std::vector<std::string> stop;
-  bool ignore_eos = false;  // benchmarks: always produce max_tokens
+  bool ignore_eos = false;   // benchmarks: always produce max_tokens
+  bool cache_prompt = true;  // llama-server's: false decodes the whole prompt (no prefix reuse)
   std::optional<int64_t> max_tokens;
   std::string max_tokens_key = "max_tokens";  // its name in the client's API, for errors
 };

@@ -92,3 +92,22 @@ def test_completion_logprobs(stories_server):
         assert max(top.values()) == logprob and top[chosen] == logprob  # greedy picks the best
     status, _, err = stories_server.post("/v1/completions", {"prompt": "x", "logprobs": 2, "stream": True})
     assert status == 400 and err["error"]["param"] == "logprobs"
+
+
+def test_cache_prompt_false_decodes_the_whole_prompt(stories_server):
+    # llama-server's extension: an idle slot's prefix is reused by default; benchmarks of prompt
+    # processing send "cache_prompt": false to have every prompt token decoded.
+    body = {"prompt": "Once upon a time there was a little dog named", "max_tokens": 2, "temperature": 0}
+
+    def cached(**extra):
+        status, _, got = stories_server.post("/v1/completions", {**body, **extra})
+        assert status == 200, got
+        return got["usage"]["prompt_tokens_details"]["cached_tokens"], got["choices"][0]["text"]
+
+    cached()
+    reused, text = cached()
+    assert reused > 0
+    whole, same_text = cached(cache_prompt=False)
+    assert whole == 0 and same_text == text
+    status, _, got = stories_server.post("/v1/completions", {**body, "cache_prompt": "no"})
+    assert status == 400 and got["error"]["param"] == "cache_prompt", got
