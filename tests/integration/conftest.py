@@ -20,6 +20,16 @@ GOLDEN = (", there was a little girl named Lily. She loved to play outside in th
 needs_stories = pytest.mark.skipif(not STORIES.exists(), reason=f"needs {STORIES} (absent)")
 
 
+def sanitized(binary):
+    """Whether the binary is a sanitizer build (preset asan or tsan): its runtime makes calls of
+    its own (LeakSanitizer ptraces the process at exit) and holds memory of its own (shadow
+    memory, quarantine) that no deployed binary does."""
+    if not os.path.exists(binary):
+        return False
+    data = Path(binary).read_bytes()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
 def free_port():
     """A port nothing listens on now (a child process binds it next: it may be taken between)."""
     with socket.socket() as s:

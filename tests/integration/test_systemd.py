@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, STORIES, Server, needs_stories, running_server, start_server
+from conftest import BIN, STORIES, Server, needs_stories, running_server, sanitized, start_server
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = SYSTEMD / "mmserve.service"
@@ -207,16 +207,6 @@ def syscall_group(name):
         if item and not item.startswith("#"):
             calls |= syscall_group(item) if item.startswith("@") else {item}
     return calls
-
-
-def sanitized(binary):
-    """Whether the binary is a sanitizer build (preset asan): its runtime makes calls of its own
-    (LeakSanitizer ptraces the process at exit, which fails under strace) that no deployed
-    binary makes."""
-    if not os.path.exists(binary):
-        return False
-    data = Path(binary).read_bytes()
-    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 @needs_analyze
