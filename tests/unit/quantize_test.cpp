@@ -261,8 +261,10 @@ TEST_F(QuantizeTest, WhisperWeightsBecomeTheTypeAndTheRestStays) {
   for (const auto& t : tensors) {
     const bool matrix = t.name.ends_with("weight") && t.name.find("ln") == std::string::npos &&
                         t.name.find("conv") == std::string::npos;
-    if (matrix) ++quantized;
-    if (matrix) EXPECT_EQ(t.type, GGML_TYPE_Q8_0) << t.name;
+    if (matrix) {
+      ++quantized;
+      EXPECT_EQ(t.type, GGML_TYPE_Q8_0) << t.name;
+    }
     if (t.name.find("conv") != std::string::npos && t.name.ends_with("weight")) {
       EXPECT_EQ(t.type, GGML_TYPE_F16) << t.name;
     }
