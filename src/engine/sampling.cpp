@@ -25,6 +25,11 @@ void validate(const SamplingParams& p) {
   require(std::isfinite(p.repeat_penalty) && p.repeat_penalty > 0 && p.repeat_penalty <= 10,
           "repeat_penalty", "must be in (0, 10]");
   require(p.repeat_last_n >= 0, "repeat_last_n", "must be >= 0");
+  for (const auto& [token, bias] : p.logit_bias) {
+    require(token >= 0, "logit_bias", "keys must be token ids (integers >= 0)");
+    require(std::isfinite(bias) && bias >= -100 && bias <= 100, "logit_bias",
+            "values must be between -100 and 100");
+  }
 }
 
 void SamplerDeleter::operator()(llama_sampler* sampler) const {
@@ -35,6 +40,13 @@ SamplerPtr make_sampler(const SamplingParams& p, int32_t n_vocab) {
   auto chain_params = llama_sampler_chain_default_params();
   chain_params.no_perf = true;
   SamplerPtr chain(llama_sampler_chain_init(chain_params));
+  if (!p.logit_bias.empty()) {
+    std::vector<llama_logit_bias> biases;
+    for (const auto& [token, bias] : p.logit_bias) biases.push_back({token, bias});
+    llama_sampler_chain_add(
+        chain.get(),
+        llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(biases.size()), biases.data()));
+  }
   if (p.repeat_penalty != 1.0f) {
     llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab, p.repeat_last_n,
                                                                       p.repeat_penalty, 0, 0));
@@ -51,6 +63,31 @@ SamplerPtr make_sampler(const SamplingParams& p, int32_t n_vocab) {
   llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(p.temperature));
   llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
   return chain;
+}
+
+SamplerPtr make_grammar_sampler(const llama_vocab* vocab, const GrammarConstraint& g) {
+  llama_sampler* sampler = nullptr;
+  if (g.lazy) {
+    std::vector<const char*> patterns;
+    patterns.reserve(g.trigger_patterns.size());
+    for (const auto& p : g.trigger_patterns) patterns.push_back(p.c_str());
+    sampler = llama_sampler_init_grammar_lazy_patterns(
+        vocab, g.gbnf.c_str(), "root", patterns.data(), patterns.size(), g.trigger_tokens.data(),
+        g.trigger_tokens.size());
+  } else {
+    sampler = llama_sampler_init_grammar(vocab, g.gbnf.c_str(), "root");
+  }
+  if (sampler == nullptr) {
+    throw Error(ErrorCode::kInvalidInput, "the output grammar does not compile", "grammar");
+  }
+  SamplerPtr out(sampler);
+  try {
+    for (const Token t : g.prefill) llama_sampler_accept(out.get(), t);
+  } catch (const std::exception& e) {  // libllama throws when the grammar refuses a token
+    throw Error(ErrorCode::kInternal,
+                std::string("the output grammar refuses the answer's opening: ") + e.what());
+  }
+  return out;
 }
 
 }  // namespace mmserve::engine

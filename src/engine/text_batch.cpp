@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "engine/backend.h"
 #include "engine/vision_model.h"
 
@@ -46,6 +47,9 @@ struct TextBatch::Slot {
   GenerationRequest request;
   SequenceCallbacks callbacks;
   SamplerPtr sampler;
+  SamplerPtr grammar;                        // set when the request has a grammar
+  std::vector<llama_token_data> candidates;  // the grammar's working array, reused per step
+  std::string utf8_tail;  // the generated text's incomplete last character, under a grammar
   std::unique_ptr<TextStream> stream;
   std::vector<Token> cache;    // tokens whose KV is in this slot's sequence, in order
   size_t prompt_done = 0;      // prompt tokens decoded (cache holds them)
@@ -129,6 +133,17 @@ void TextBatch::validate(const GenerationRequest& r) const {
                 "max_tokens");
   }
   engine::validate(r.sampling);
+  const int32_t n_vocab = llama_vocab_n_tokens(model_->vocab());
+  for (const auto& bias : r.sampling.logit_bias) {
+    if (bias.first >= n_vocab) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "logit_bias names token " + std::to_string(bias.first) + "; the vocabulary has " +
+                      std::to_string(n_vocab),
+                  "logit_bias");
+    }
+  }
+  // Compiled once here, off the scheduler thread, so that start() cannot fail on it.
+  if (!r.grammar.empty()) (void)make_grammar_sampler(model_->vocab(), r.grammar);
   if (r.media.empty()) return;
   if (vision_ == nullptr) {
     throw Error(
@@ -219,6 +234,9 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   for (const Token t : request.prompt) {
     if (t != kMediaToken) llama_sampler_accept(slot.sampler.get(), t);
   }
+  slot.grammar =
+      request.grammar.empty() ? nullptr : make_grammar_sampler(model_->vocab(), request.grammar);
+  slot.utf8_tail.clear();
   slot.stream = std::make_unique<TextStream>(request.stop);
   slot.request = std::move(request);
   slot.callbacks = std::move(callbacks);
@@ -284,6 +302,7 @@ void TextBatch::finish(Slot& slot, FinishReason reason, std::optional<Error> err
   }
   slot.active = false;
   slot.sampler.reset();
+  slot.grammar.reset();
   slot.stream.reset();
   slot.media_embd = {};
   slot.media_encoded = false;
@@ -309,13 +328,78 @@ std::vector<float> log_softmax(const float* logits, int32_t n) {
 
 }  // namespace
 
+// The grammar masks the logits first, then the request's chain samples what is left: what
+// llama_sampler_sample does for one sampler, done for two.
+Token TextBatch::sample_constrained(Slot& slot, int32_t batch_index) {
+  const float* logits = llama_get_logits_ith(ctx_, batch_index);
+  const int32_t n_vocab = llama_vocab_n_tokens(model_->vocab());
+  auto& c = slot.candidates;
+  c.resize(static_cast<size_t>(n_vocab));
+  for (int32_t i = 0; i < n_vocab; ++i) c[static_cast<size_t>(i)] = {i, logits[i], 0.0f};
+  llama_token_data_array array{c.data(), c.size(), -1, false};
+  llama_sampler_apply(slot.grammar.get(), &array);
+  // The grammar counts what it decodes as characters: a token the client would not get as the
+  // same text (a control token rendered empty, bytes that make the text ill-formed, which the
+  // client gets as U+FFFD) would break the lengths and patterns it enforces.
+  if (special_pieces_.empty()) build_piece_tables();
+  const auto& preserved = slot.request.preserved_tokens;
+  std::string tail;
+  for (auto& d : c) {
+    if (std::isinf(d.logit) || model_->is_end_of_generation(d.id)) continue;
+    const auto id = static_cast<size_t>(d.id);
+    if (renders_empty_[id] &&
+        std::find(preserved.begin(), preserved.end(), d.id) == preserved.end()) {
+      d.logit = -INFINITY;
+    } else if (!extends_utf8(slot.utf8_tail, special_pieces_[id], tail)) {
+      d.logit = -INFINITY;
+    }
+  }
+  llama_sampler_apply(slot.sampler.get(), &array);
+  if (array.selected < 0 || static_cast<size_t>(array.selected) >= array.size) {
+    throw Error(ErrorCode::kInternal, "the output grammar allowed no token");
+  }
+  if (std::isinf(array.data[array.selected].logit)) {
+    throw Error(ErrorCode::kInternal, "the output grammar allowed no token");
+  }
+  const Token token = array.data[array.selected].id;
+  llama_sampler_accept(slot.sampler.get(), token);
+  // The answer ends at an end-of-generation token: the grammar never sees it (libllama aborts
+  // when one comes before the grammar is complete).
+  if (!model_->is_end_of_generation(token)) {
+    llama_sampler_accept(slot.grammar.get(), token);
+    (void)extends_utf8(std::string(slot.utf8_tail), special_pieces_[static_cast<size_t>(token)],
+                       slot.utf8_tail);
+  }
+  return token;
+}
+
+void TextBatch::build_piece_tables() {
+  const int32_t n_vocab = llama_vocab_n_tokens(model_->vocab());
+  special_pieces_.resize(static_cast<size_t>(n_vocab));
+  renders_empty_.resize(static_cast<size_t>(n_vocab));
+  for (int32_t t = 0; t < n_vocab; ++t) {
+    special_pieces_[static_cast<size_t>(t)] = model_->token_to_piece(t, true);
+    renders_empty_[static_cast<size_t>(t)] = model_->token_to_piece(t, false).empty();
+  }
+}
+
 void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
   std::vector<float> distribution;  // read before sampling, which may work on the logits
   if (slot.request.top_logprobs > 0) {
     distribution =
         log_softmax(llama_get_logits_ith(ctx_, batch_index), llama_vocab_n_tokens(model_->vocab()));
   }
-  const Token token = llama_sampler_sample(slot.sampler.get(), ctx_, batch_index);
+  Token token = 0;
+  try {
+    token = slot.grammar ? sample_constrained(slot, batch_index)
+                         : llama_sampler_sample(slot.sampler.get(), ctx_, batch_index);
+  } catch (const Error& e) {
+    finish(slot, FinishReason::kError, e);
+    return;
+  } catch (const std::exception& e) {  // libllama's grammar throws on a refused token
+    finish(slot, FinishReason::kError, Error(ErrorCode::kInternal, e.what()));
+    return;
+  }
   if (slot.generated == 0) slot.first_token = Clock::now();
   if (!slot.request.ignore_eos && model_->is_end_of_generation(token)) {
     finish(slot, FinishReason::kStop);
@@ -339,7 +423,9 @@ void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
     }
     slot.logprobs.push_back(std::move(lp));
   }
-  const std::string text = slot.stream->push(model_->token_to_piece(token));
+  const auto& preserved = slot.request.preserved_tokens;
+  const bool special = std::find(preserved.begin(), preserved.end(), token) != preserved.end();
+  const std::string text = slot.stream->push(model_->token_to_piece(token, special));
   if (!text.empty() && slot.callbacks.on_text) slot.callbacks.on_text(text);
   if (slot.stream->stopped()) {
     finish(slot, FinishReason::kStop);

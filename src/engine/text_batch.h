@@ -56,6 +56,10 @@ struct GenerationRequest {
   bool reuse_prefix = true;
   int32_t top_logprobs =
       0;  // > 0: record each generated token's logprob and this many alternatives
+  // Structured output and tool calls: the grammar the answer must follow (chat_format.h), and
+  // the special tokens written out in the text (its parser reads them).
+  GrammarConstraint grammar;
+  std::vector<Token> preserved_tokens;
 };
 
 // One generated token's log-probability under the model's distribution (before sampling
@@ -140,6 +144,12 @@ class TextBatch {
   void finish(Slot& slot, FinishReason reason, std::optional<Error> error = std::nullopt);
   int64_t cells_in_use(const Slot* except) const;
   void sample_and_emit(Slot& slot, int32_t batch_index);
+  Token sample_constrained(Slot& slot, int32_t batch_index);
+  // Each token's bytes with special tokens written out, and whether it renders empty without
+  // (a control token); built on the first constrained request.
+  void build_piece_tables();
+  std::vector<std::string> special_pieces_;
+  std::vector<bool> renders_empty_;
   // Runs one image unit (an encode, or the decode of encoded embeddings) of some sequence
   // waiting at an image, round-robin; records what it did in `stats`.
   void media_step(StepStats& stats);

@@ -70,6 +70,7 @@ std::shared_ptr<TextModel> TextModel::load(const std::string& path, const ModelO
   self->vocab_ = llama_model_get_vocab(model);
   self->cpu_expert_tensors_ = tensor_overrides_logged() - overridden_before;
   if (const char* tmpl = llama_model_chat_template(model, nullptr)) self->chat_template_ = tmpl;
+  self->chat_templates_ = std::make_unique<ChatTemplates>(model, self->chat_template_fallback_);
   return self;
 }
 
@@ -96,12 +97,12 @@ std::vector<Token> TextModel::tokenize(const std::string& text, bool add_special
   return tokens;
 }
 
-std::string TextModel::token_to_piece(Token token) const {
+std::string TextModel::token_to_piece(Token token, bool special) const {
   char buf[256];
-  int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof(buf), 0, false);
+  int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof(buf), 0, special);
   if (n >= 0) return std::string(buf, static_cast<size_t>(n));
   std::string big(static_cast<size_t>(-n), '\0');
-  n = llama_token_to_piece(vocab_, token, big.data(), static_cast<int32_t>(big.size()), 0, false);
+  n = llama_token_to_piece(vocab_, token, big.data(), static_cast<int32_t>(big.size()), 0, special);
   big.resize(static_cast<size_t>(std::max(0, n)));
   return big;
 }
@@ -111,36 +112,15 @@ bool TextModel::is_end_of_generation(Token token) const {
 }
 
 std::string TextModel::apply_chat_template(const std::vector<ChatMessage>& messages,
-                                           const char* fallback) const {
-  const std::string tmpl =
-      chat_template_.empty() && fallback != nullptr ? fallback : chat_template_;
-  if (tmpl.empty()) {
+                                           bool allow_chatml) const {
+  if (chat_template_.empty() && !allow_chatml) {
     throw Error(ErrorCode::kInvalidInput,
                 "model " + id_ + " has no chat template; use a plain completion instead",
                 "messages");
   }
-  std::vector<llama_chat_message> chat;
-  size_t total = 0;
-  chat.reserve(messages.size());
-  for (const auto& m : messages) {
-    chat.push_back({m.role.c_str(), m.content.c_str()});
-    total += m.role.size() + m.content.size();
-  }
-  std::string out(2 * total + 256, '\0');
-  int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), true, out.data(),
-                                        static_cast<int32_t>(out.size()));
-  if (n > static_cast<int32_t>(out.size())) {
-    out.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), true, out.data(),
-                                  static_cast<int32_t>(out.size()));
-  }
-  if (n < 0) {
-    throw Error(ErrorCode::kInvalidInput,
-                "the chat template of model " + id_ + " is not one llama.cpp recognises",
-                "messages");
-  }
-  out.resize(static_cast<size_t>(n));
-  return out;
+  ChatFormatRequest request;
+  request.messages = messages;
+  return chat_templates_->apply(request).text;
 }
 
 }  // namespace mmserve::engine

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/chat_format.h"
 #include "engine/gguf_inspect.h"
 
 struct llama_model;
@@ -26,11 +27,6 @@ struct ModelOptions {
   // (--cpu-moe). The experts are most of such a model's bytes but few of its FLOPs per token.
   int32_t cpu_moe_layers = 0;
   bool use_mmap = true;
-};
-
-struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
-  std::string content;
 };
 
 // Number of CPU threads to use when the user does not say: every logical core the process may
@@ -58,23 +54,30 @@ class TextModel {
   // Tokenizes text; `add_special` adds BOS/EOS as the model wants for a fresh prompt, and
   // `parse_special` turns written special tokens (e.g. "<|im_start|>") into their ids.
   std::vector<Token> tokenize(const std::string& text, bool add_special, bool parse_special) const;
-  // The bytes of one token (may be an incomplete UTF-8 character). Special tokens render empty.
-  std::string token_to_piece(Token token) const;
+  // The bytes of one token (may be an incomplete UTF-8 character). Special tokens render empty
+  // unless `special` (a chat format's preserved tokens, which its parser reads).
+  std::string token_to_piece(Token token, bool special = false) const;
   bool is_end_of_generation(Token token) const;
 
   bool has_chat_template() const { return !chat_template_.empty(); }
-  // Formats messages with the model's chat template (llama.cpp's built-in template matcher)
-  // and adds the assistant turn opener. A model without a template uses `fallback` (a
-  // llama.cpp template name such as "chatml") when given. Throws Error(kInvalidInput, field
-  // "messages") when there is no template to use or llama.cpp does not recognise it.
+  // The model's chat format (its Jinja template; ChatML when it has none): prompts with tools,
+  // schemas and reasoning, and the parser of the answers (chat_format.h).
+  const ChatTemplates& chat_templates() const { return *chat_templates_; }
+  // Why the model's own template is not used ("" when it is), for the load log.
+  const std::string& chat_template_fallback() const { return chat_template_fallback_; }
+  // Formats plain messages with the chat template and adds the assistant turn opener. Throws
+  // Error(kInvalidInput, field "messages") when the model has no template and `allow_chatml`
+  // is false, or when the template refuses the messages.
   std::string apply_chat_template(const std::vector<ChatMessage>& messages,
-                                  const char* fallback = nullptr) const;
+                                  bool allow_chatml = false) const;
 
  private:
   TextModel() = default;
   GgufSummary summary_;
   std::string id_;
   std::string chat_template_;
+  std::string chat_template_fallback_;
+  std::unique_ptr<ChatTemplates> chat_templates_;
   llama_model* model_ = nullptr;
   const llama_vocab* vocab_ = nullptr;
   int64_t cpu_expert_tensors_ = 0;

@@ -26,6 +26,10 @@ struct mtmd_context;
 
 namespace mmserve::engine {
 
+// What an image description asks when the caller gives no prompt (every entry point: the
+// image-caption task, `mmserve describe`, the SDK's local mode).
+inline constexpr const char* kDefaultCaptionPrompt = "Describe this image.";
+
 struct VisionOptions {
   int32_t threads = 0;  // 0 = default_thread_count()
   bool use_gpu = true;  // the encoder on a GPU when ggml has one

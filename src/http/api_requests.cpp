@@ -1,13 +1,14 @@
 #include "http/api_requests.h"
 
 #include "core/error.h"
+#include "engine/vision_model.h"
+#include "http/answer_format_request.h"
 #include "http/text_params.h"
 
 namespace mmserve::http {
 namespace {
 
 constexpr const char* kValidTasks = "text-gen, image-caption, speech-transcribe, embed";
-constexpr const char* kDefaultCaptionPrompt = "Describe this image.";
 
 [[noreturn]] void invalid(const std::string& message, const std::string& field) {
   throw Error(ErrorCode::kInvalidInput, message, field);
@@ -19,7 +20,6 @@ std::vector<NoOpField> openai_no_ops() {
   return {{"n", {1}},
           {"presence_penalty", {0}},
           {"frequency_penalty", {0}},
-          {"logit_bias", {Json::object()}},
           {"store", {false}},
           {"service_tier", {"auto", "default"}}};
 }
@@ -31,7 +31,7 @@ std::vector<std::string_view> openai_fields(std::initializer_list<std::string_vi
   std::vector<std::string_view> fields = {
       "model",        "max_tokens",     "temperature",    "top_p", "top_k",
       "min_p",        "repeat_penalty", "seed",           "stop",  "ignore_eos",
-      "cache_prompt", "stream",         "stream_options", "user"};
+      "cache_prompt", "stream",         "stream_options", "user",  "logit_bias"};
   fields.insert(fields.end(), extra);
   return fields;
 }
@@ -106,6 +106,8 @@ std::vector<ChatContentPart> read_content(const Json& content, const std::string
   return parts;
 }
 
+}  // namespace
+
 std::vector<ChatMessageRequest> read_messages(const Json& body) {
   const auto it = body.find("messages");
   if (it == body.end() || !it->is_array() || it->empty()) {
@@ -118,7 +120,6 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
     if (!m.is_object()) {
       invalid("field '" + path + "' must be an object", path);
     }
-    reject_unsupported_fields(m, path, {"role", "content"}, {{"name", {}}, {"refusal", {}}});
     auto role = opt_string(m, "role", path);
     if (!role) {
       invalid("field '" + path + ".role' is required", path + ".role");
@@ -126,11 +127,29 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
     if (*role == "developer") {
       role = "system";  // OpenAI's newer name for the system role
     }
-    if (*role != "system" && *role != "user" && *role != "assistant") {
-      invalid("role '" + *role + "' is not supported; use system, user or assistant",
+    if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool") {
+      invalid("role '" + *role + "' is not supported; use system, user, assistant or tool",
               path + ".role");
     }
     ChatMessageRequest message{.role = *role, .parts = {}};
+    if (*role == "assistant") {
+      reject_unsupported_fields(m, path, {"role", "content", "tool_calls", "reasoning_content"},
+                                {{"name", {}}, {"refusal", {}}});
+      message.reasoning_content = opt_string(m, "reasoning_content", path).value_or("");
+      if (const auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+        message.tool_calls = read_tool_calls(*calls, path + ".tool_calls");
+      }
+    } else if (*role == "tool") {
+      reject_unsupported_fields(m, path, {"role", "content", "tool_call_id", "name"});
+      message.tool_call_id = opt_string(m, "tool_call_id", path).value_or("");
+      if (message.tool_call_id.empty()) {
+        invalid("field '" + path + ".tool_call_id' is required for a tool message",
+                path + ".tool_call_id");
+      }
+      message.name = opt_string(m, "name", path).value_or("");
+    } else {
+      reject_unsupported_fields(m, path, {"role", "content"}, {{"name", {}}});
+    }
     const auto content = m.find("content");
     if (content != m.end() && !content->is_null()) {
       message.parts = read_content(*content, path + ".content");
@@ -139,6 +158,8 @@ std::vector<ChatMessageRequest> read_messages(const Json& body) {
   }
   return messages;
 }
+
+namespace {
 
 // The parameters each task implements; anything else answers 400 naming it. ("stream" may
 // also be given inside parameters.)
@@ -150,6 +171,8 @@ void reject_unsupported_parameters(const std::string& task, const Json& params) 
               "raw",        "system",      "stream",         "data_class"};
     if (task == "image-caption") {
       fields.emplace_back("prompt");
+    } else {
+      fields.emplace_back("json_schema");
     }
   } else {
     fields = {"language", "translate",   "timestamps", "words",
@@ -184,15 +207,16 @@ ChatRequest parse_chat_request(const Json& body) {
   auto no_ops = openai_no_ops();
   no_ops.push_back({"logprobs", {false}});
   no_ops.push_back({"top_logprobs", {0}});
-  no_ops.push_back({"tools", {Json::array()}});
-  no_ops.push_back({"tool_choice", {"none"}});
-  no_ops.push_back({"parallel_tool_calls", {true, false}});
-  no_ops.push_back({"response_format", {Json{{"type", "text"}}}});
   no_ops.push_back({"modalities", {Json::array({"text"})}});
-  reject_unsupported_fields(body, "", openai_fields({"messages", "max_completion_tokens"}), no_ops);
+  reject_unsupported_fields(body, "",
+                            openai_fields({"messages", "max_completion_tokens", "tools",
+                                           "tool_choice", "parallel_tool_calls", "response_format",
+                                           "reasoning_format", "chat_template_kwargs"}),
+                            no_ops);
   ChatRequest r;
   r.model = read_model_name(body);
   r.messages = read_messages(body);
+  r.format = read_chat_answer_format(body);
   read_generation_params(body, "", r.generation, {"max_completion_tokens", "max_tokens"});
   r.stream = read_stream_choice(body);
   return r;
@@ -270,6 +294,10 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
   read_generation_params(params, "parameters", r.generation);
   r.raw = opt_bool(params, "raw", "parameters").value_or(false);
   r.system = opt_string(params, "system", "parameters");
+  if (const auto schema = params.find("json_schema");
+      r.task == "text-gen" && schema != params.end() && !schema->is_null()) {
+    r.json_schema = read_schema(*schema, "parameters.json_schema");
+  }
   if (r.task == "text-gen") {
     if (!r.input) {
       invalid("field 'input' (the prompt text) is required", "input");
@@ -278,7 +306,8 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
       invalid("field 'input' is empty", "input");
     }
   } else {
-    r.caption_prompt = opt_string(params, "prompt", "parameters").value_or(kDefaultCaptionPrompt);
+    r.caption_prompt =
+        opt_string(params, "prompt", "parameters").value_or(engine::kDefaultCaptionPrompt);
     if (!has_upload && !r.input) {
       invalid("field 'input' (the image: base64, a data URL, or an uploaded file) is required",
               "input");

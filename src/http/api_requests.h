@@ -29,6 +29,7 @@ struct ChatRequest {
   std::vector<ChatMessageRequest> messages;
   engine::GenerationRequest generation;  // sampling, stop, max_tokens (0: not given); no prompt
   StreamChoice stream;
+  pipeline::AnswerFormat format;  // tools, response_format, reasoning
 };
 
 struct CompletionRequest {
@@ -51,12 +52,15 @@ struct InferenceRequest {
   engine::GenerationRequest generation;
   bool raw = false;
   std::optional<std::string> system;
-  std::string caption_prompt;  // image-caption: what to ask
+  std::string caption_prompt;              // image-caption: what to ask
+  std::optional<std::string> json_schema;  // text-gen: parameters.json_schema
   // speech-transcribe:
   SpeechParams speech;
 };
 
 ChatRequest parse_chat_request(const Json& body);
+// messages[]: system, user, assistant (with tool_calls, reasoning_content) and tool turns.
+std::vector<ChatMessageRequest> read_messages(const Json& body);
 CompletionRequest parse_completion_request(const Json& body);
 // `has_upload`: the input came as an uploaded file of a multipart form, not in `body`.
 InferenceRequest parse_inference_request(const Json& body, bool has_upload);

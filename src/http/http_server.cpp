@@ -377,8 +377,9 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
         }
       });
 
-  for (auto family : {health_routes, inference_routes, openai_routes, audio_routes, privacy_routes,
-                      metrics_routes, model_routes, usage_routes, embedding_routes}) {
+  for (auto family :
+       {health_routes, inference_routes, chat_routes, responses_routes, openai_routes, audio_routes,
+        privacy_routes, metrics_routes, model_routes, usage_routes, embedding_routes}) {
     for (auto& route : family(services_)) {
       install(std::move(route));
     }

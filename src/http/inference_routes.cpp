@@ -106,6 +106,10 @@ void fill_text_call(pipeline::Call& call, InferenceRequest& r, std::optional<std
     // An instruction-tuned model gets the input as a user turn; "raw": true as a completion.
     call.text.style = r.raw ? pipeline::PromptStyle::kRaw : pipeline::PromptStyle::kInstruct;
     call.text.prompt = std::move(*r.input);
+    // The output is the model's text as written (reasoning included): a schema constrains it.
+    call.text.format.json_schema = std::move(r.json_schema);
+    call.text.format.schema_field = "parameters.json_schema";
+    call.text.format.reasoning = engine::ReasoningFormat::kInline;
   }
 }
 

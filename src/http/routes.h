@@ -59,8 +59,12 @@ pipeline::Submission submit_call(const Services& services, Exchange& exchange);
 
 // POST /v1/inference (inference_routes.cpp).
 std::vector<Route> inference_routes(const Services& services);
-// POST /v1/chat/completions and /v1/completions (openai_routes.cpp).
+// POST /v1/completions (openai_routes.cpp).
 std::vector<Route> openai_routes(const Services& services);
+// POST /v1/chat/completions (chat_routes.cpp).
+std::vector<Route> chat_routes(const Services& services);
+// POST /v1/responses (responses_routes.cpp).
+std::vector<Route> responses_routes(const Services& services);
 // POST /v1/audio/transcriptions and /v1/audio/translations (audio_routes.cpp).
 std::vector<Route> audio_routes(const Services& services);
 // POST /v1/embeddings (embedding_routes.cpp).

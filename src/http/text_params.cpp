@@ -1,5 +1,8 @@
 #include "http/text_params.h"
 
+#include <cstdlib>
+
+#include "core/error.h"
 #include "pipeline/generation_params.h"
 
 namespace mmserve::http {
@@ -16,6 +19,19 @@ void read_generation_params(const Json& obj, const std::string& path, engine::Ge
   p.seed = opt_integer(obj, "seed", path);
   p.stop = opt_string_list(obj, "stop", path);
   p.ignore_eos = opt_bool(obj, "ignore_eos", path).value_or(false);
+  if (const Json* bias = opt_object(obj, "logit_bias", path)) {
+    // OpenAI's form: {"<token id>": bias}.
+    const std::string field = join_path(path, "logit_bias");
+    for (const auto& [key, value] : bias->items()) {
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      if (key.empty() || end == nullptr || *end != '\0' || !value.is_number()) {
+        throw Error(ErrorCode::kInvalidInput,
+                    "field '" + field + "' maps token ids (\"123\") to numbers", field);
+      }
+      p.logit_bias.emplace_back(id, value.get<double>());
+    }
+  }
   p.cache_prompt = opt_bool(obj, "cache_prompt", path).value_or(true);
   for (const char* key : max_tokens_keys) {
     if (auto v = opt_integer(obj, key, path)) {

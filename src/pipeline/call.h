@@ -110,8 +110,29 @@ struct ContentPart {
 };
 
 struct Message {
-  std::string role;  // system, user or assistant
+  std::string role;  // system, user, assistant or tool
   std::vector<ContentPart> parts;
+  std::vector<engine::ToolCall> tool_calls;  // assistant: the calls it made
+  std::string tool_call_id;                  // tool: the call this message answers
+  std::string name;                          // tool: the function's name
+  std::string reasoning_content;             // assistant: its earlier reasoning, when sent back
+};
+
+// What a call asks of its answer's form: functions it may call, a JSON schema it must follow,
+// how its reasoning comes back (engine/chat_format.h does each).
+struct AnswerFormat {
+  std::vector<engine::ToolSpec> tools;
+  engine::ToolChoice tool_choice = engine::ToolChoice::kAuto;
+  bool parallel_tool_calls = false;
+  std::optional<std::string> json_schema;  // a JSON schema, as text
+  std::string schema_field = "response_format";
+  engine::ReasoningFormat reasoning = engine::ReasoningFormat::kSeparate;
+  bool enable_thinking = true;
+
+  // Whether the answer is constrained or may hold tool calls (the cloud route sends neither).
+  bool shapes_answer() const {
+    return json_schema.has_value() || (!tools.empty() && tool_choice != engine::ToolChoice::kNone);
+  }
 };
 
 // How the text of a call becomes a prompt (the rules live in one place, the local executor's
@@ -130,6 +151,7 @@ struct TextInput {
   // Without max_tokens: this many at most (OpenAI's completions default to 16); unset: what is
   // left of the sequence's context.
   std::optional<int32_t> default_max_tokens;
+  AnswerFormat format;
 };
 
 // image-caption's picture, undecoded.

@@ -28,6 +28,9 @@ struct Submission {
   std::shared_ptr<scheduler::EmbeddingJob> embedding;  // embed
   int32_t dimensions = 0;  // embed: the length the answer's vectors are cut to (0: as they are)
   int images = 0;          // images in the prompt (for the metrics)
+  // text: reads the generated text back into content, reasoning and tool calls (the model's
+  // chat format); null when the text is the answer as it is (a plain completion, the cloud).
+  std::shared_ptr<const engine::ChatOutputParser> parser;
 };
 
 class Executor {

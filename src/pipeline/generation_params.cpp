@@ -40,6 +40,19 @@ void apply_generation_params(const GenerationParams& p, const std::string& path,
                 field_path(path, "stop"));
   }
   r.stop = p.stop;
+  if (p.logit_bias.size() > kMaxLogitBias) {
+    throw Error(ErrorCode::kInvalidInput,
+                "logit_bias allows at most " + std::to_string(kMaxLogitBias) + " entries",
+                field_path(path, "logit_bias"));
+  }
+  s.logit_bias.clear();
+  for (const auto& [token, bias] : p.logit_bias) {
+    if (token < 0 || token > std::numeric_limits<int32_t>::max()) {
+      throw Error(ErrorCode::kInvalidInput, "logit_bias keys must be token ids",
+                  field_path(path, "logit_bias"));
+    }
+    s.logit_bias.emplace_back(static_cast<int32_t>(token), static_cast<float>(bias));
+  }
   r.ignore_eos = p.ignore_eos;
   r.reuse_prefix = p.cache_prompt;
   r.max_tokens = 0;  // "not given"

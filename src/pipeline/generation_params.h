@@ -19,7 +19,8 @@ struct GenerationParams {
   std::optional<int64_t> top_k;
   std::optional<int64_t> seed;  // any integer; folded to 32 bits (OpenAI clients send 64-bit)
   std::vector<std::string> stop;
-  bool ignore_eos = false;   // benchmarks: always produce max_tokens
+  std::vector<std::pair<int64_t, double>> logit_bias;  // token id -> bias (OpenAI's)
+  bool ignore_eos = false;                             // benchmarks: always produce max_tokens
   bool cache_prompt = true;  // llama-server's: false decodes the whole prompt (no prefix reuse)
   std::optional<int64_t> max_tokens;
   std::string max_tokens_key = "max_tokens";  // its name in the client's API, for errors
@@ -27,6 +28,8 @@ struct GenerationParams {
 
 // Most stop strings one request may give.
 inline constexpr size_t kMaxStopStrings = 16;
+// Most logit_bias entries one request may give.
+inline constexpr size_t kMaxLogitBias = 1024;
 
 // Checks `params` and writes them into `request` (sampling, stop, ignore_eos; max_tokens 0
 // when not given: the executor then applies its default). Error(kInvalidInput) names the field

@@ -4,6 +4,7 @@
 #include <gguf.h>
 #include <llama.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -31,10 +32,21 @@ void check(const LlmShape& s) {
   require(s.n_vocab >= 512, "the vocabulary needs at least 512 tokens", "vocab");
 }
 
-// The generated SentencePiece vocabulary, padded with unused pieces to the shape's size so the
-// output layer costs what the real model's does.
-Vocab padded_vocab(int32_t n_vocab) {
+// The generated SentencePiece vocabulary with the family's special tokens, padded with unused
+// pieces to the shape's size so the output layer costs what the real model's does.
+Vocab padded_vocab(int32_t n_vocab, const std::vector<std::string>& special_tokens) {
   Vocab v = make_gemma_like_vocab();
+  constexpr int32_t kControl = 3;
+  for (const auto& t : special_tokens) {
+    require(!t.empty() && t.size() <= 64, "a special token must be 1 to 64 bytes",
+            "special_tokens");
+    if (std::find(v.tokens.begin(), v.tokens.end(), t) != v.tokens.end()) continue;
+    v.tokens.push_back(t);
+    v.scores.push_back(0.0f);
+    v.types.push_back(kControl);
+  }
+  require(static_cast<int32_t>(v.tokens.size()) <= n_vocab,
+          "the vocabulary is too small for the special tokens", "vocab");
   constexpr int32_t kUnused = 5;
   for (auto i = static_cast<int32_t>(v.tokens.size()); i < n_vocab; ++i) {
     v.tokens.push_back("<unused_" + std::to_string(i) + ">");
@@ -47,8 +59,9 @@ Vocab padded_vocab(int32_t n_vocab) {
   return v;
 }
 
-void write_float_model(const std::string& path, const LlmShape& s, int weight_type, uint64_t seed) {
-  const Vocab vocab = padded_vocab(s.n_vocab);
+void write_float_model(const std::string& path, const LlmShape& s, int weight_type, uint64_t seed,
+                       const LlmSynthOptions& options) {
+  const Vocab vocab = padded_vocab(s.n_vocab, options.special_tokens);
   GgufStreamWriter w(static_cast<size_t>(4 + 12 * s.n_layer));
   gguf_context* kv = w.kv();
   const auto u32 = [](int32_t v) { return static_cast<uint32_t>(v); };
@@ -84,7 +97,12 @@ void write_float_model(const std::string& path, const LlmShape& s, int weight_ty
   gguf_set_val_u32(kv, "tokenizer.ggml.unknown_token_id", u32(vocab.unk_id));
   gguf_set_val_u32(kv, "tokenizer.ggml.padding_token_id", u32(vocab.pad_id));
   gguf_set_val_bool(kv, "tokenizer.ggml.add_bos_token", true);
-  gguf_set_val_bool(kv, "tokenizer.ggml.add_space_prefix", true);
+  // A chat family's tokenizer (BPE in Qwen's and Mistral's files) puts no space before the
+  // text after a special token, or the template's "assistant\n" would not be what it wrote.
+  gguf_set_val_bool(kv, "tokenizer.ggml.add_space_prefix", options.chat_template.empty());
+  if (!options.chat_template.empty()) {
+    gguf_set_val_str(kv, "tokenizer.chat_template", options.chat_template.c_str());
+  }
 
   const int64_t e = s.n_embd;
   const int64_t kv_dim = e / s.n_head * s.n_head_kv;
@@ -159,11 +177,11 @@ LlmSynthReport write_synthetic_llm(const std::string& path, const LlmSynthOption
   }
   const int weight_type = type == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
   if (ftype == LLAMA_FTYPE_ALL_F32) {
-    write_float_model(path, options.shape, weight_type, options.seed);
+    write_float_model(path, options.shape, weight_type, options.seed, options);
   } else {
     // Quantize from F16 with llama.cpp's quantizer, as users make their Q8_0 and Q4_K_M files.
     const std::string f16 = path + ".f16.tmp";
-    write_float_model(f16, options.shape, GGML_TYPE_F16, options.seed);
+    write_float_model(f16, options.shape, GGML_TYPE_F16, options.seed, options);
     engine::ensure_backend_initialized();
     auto params = llama_model_quantize_default_params();
     params.ftype = ftype;
@@ -182,6 +200,11 @@ LlmSynthReport write_synthetic_llm(const std::string& path, const LlmSynthOption
   report.parameters = static_cast<uint64_t>(s.n_vocab) * e * (s.tied_embeddings ? 1 : 2) + e +
                       per_layer * static_cast<uint64_t>(s.n_layer);
   report.file_bytes = std::filesystem::file_size(path);
+  const Vocab vocab = padded_vocab(s.n_vocab, options.special_tokens);
+  for (const auto& t : options.special_tokens) {
+    const auto it = std::find(vocab.tokens.begin(), vocab.tokens.end(), t);
+    report.special_token_ids.push_back(static_cast<int32_t>(it - vocab.tokens.begin()));
+  }
   return report;
 }
 

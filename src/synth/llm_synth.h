@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mmserve::synth {
 
@@ -28,6 +29,11 @@ LlmShape llm_preset(const std::string& name);
 
 struct LlmSynthOptions {
   LlmShape shape;
+  // A model family's chat format: its Jinja template (tokenizer.chat_template; none when
+  // empty) and the special tokens it writes ("[THINK]", "<tool_call>", ...), added to the
+  // vocabulary as control tokens so that prompts and answers hold them as single tokens.
+  std::string chat_template;
+  std::vector<std::string> special_tokens;
   std::string type = "f16";  // f32, f16, q8_0, q4_k_m
   uint64_t seed = 1234;
   int threads = 0;  // quantizer threads; 0 = all cores
@@ -36,6 +42,8 @@ struct LlmSynthOptions {
 struct LlmSynthReport {
   uint64_t parameters = 0;
   uint64_t file_bytes = 0;
+  // The ids of LlmSynthOptions::special_tokens, in their order (for logit_bias in tests).
+  std::vector<int32_t> special_token_ids;
 };
 
 // Writes the model to `path`. Throws Error(kInvalidInput, field) for a bad shape or type,

@@ -43,3 +43,32 @@ def test_official_openai_client(stories_server):
     assert got["chat_stream"]["usage"]["completion_tokens"] == 16
     assert got["completion"]["text"] == generate_cli("Once upon a time", 24)
     assert got["error"]["status"] == 400 and got["error"]["param"] == "messages"
+
+
+def test_official_client_structured_output_tools_and_responses(tmp_path):
+    """json_schema, tools (with the tool's result sent back), streamed tool calls and
+    responses.create, on a synthetic model without a chat template (ChatML, generic tools)."""
+    from chat_family_support import make_family_model
+    from conftest import running_server
+    target = installed_client()
+    path, _ = make_family_model("plain", tmp_path)
+    with running_server("-m", path, "--parallel", "2", "--threads", "1") as server:
+        proc = subprocess.run(["node", "client.mjs", f"{server.url}/v1", "formats"], cwd=target,
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["structured"]["finish"] == "stop"
+    person = json.loads(got["structured"]["content"])
+    assert set(person) == {"name", "age"} and 0 <= person["age"] <= 120 and len(person["name"]) <= 10
+    assert got["tools"]["finish"] == "tool_calls"
+    (call,) = got["tools"]["calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "get_weather" and call["id"]
+    assert set(json.loads(call["function"]["arguments"])) == {"city"}
+    assert got["followed"]["finish"] in ("stop", "length", "tool_calls")
+    assert [(c["name"], json.loads(c["arguments"])) for c in got["tool_stream"]] == \
+        [(call["function"]["name"], json.loads(call["function"]["arguments"]))]
+    assert got["response"]["status"] == "incomplete" and got["response"]["text"]
+    assert got["response"]["usage"]["output_tokens"] == 12
+    assert got["response_stream"] == {"text": got["response"]["text"], "first": "response.created",
+                                      "last": "response.incomplete"}
+    assert [c["name"] for c in got["response_call"]] == ["get_weather"]

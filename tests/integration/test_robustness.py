@@ -266,10 +266,11 @@ def test_a_non_streamed_request_past_its_deadline_answers_504(tmp_path):
 
 @pytest.mark.parametrize("path,body,field", [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
-                              "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+                              "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
-                              "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-     "response_format"),
+                              "response_format": {"type": "json_schema", "json_schema": {"name": "x"},
+                                                  "strict": True}},
+     "response_format.strict"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 2}, "n"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "frequency_penalty": 0.5},
      "frequency_penalty"),

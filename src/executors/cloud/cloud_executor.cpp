@@ -79,6 +79,16 @@ std::string CloudExecutor::ineligibility(const pipeline::Call& call) {
       return "a message carries an image";
     }
   }
+  // The upstream body carries plain messages: a schema, tools and tool turns stay on the
+  // model that applies them.
+  if (call.text.format.shapes_answer()) {
+    return "it asks for tools or a JSON schema";
+  }
+  for (const auto& m : call.text.messages) {
+    if (m.role == "tool" || !m.tool_calls.empty()) {
+      return "its conversation holds tool calls";
+    }
+  }
   if (call.data_class == pipeline::DataClass::kPersonal ||
       call.data_class == pipeline::DataClass::kConfidential) {
     return std::string("its data class is ") + pipeline::data_class_name(call.data_class);

@@ -37,7 +37,12 @@ std::vector<engine::ChatMessage> template_messages(const pipeline::Call& call,
       images.push_back(image_from_string(part.value, policy, part.field));
       text += vision->marker();
     }
-    messages.push_back({m.role, std::move(text)});
+    messages.push_back({.role = m.role,
+                        .content = std::move(text),
+                        .reasoning_content = m.reasoning_content,
+                        .tool_calls = m.tool_calls,
+                        .tool_call_id = m.tool_call_id,
+                        .name = m.name});
   }
   return messages;
 }
@@ -83,6 +88,7 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
   engine::GenerationRequest request = std::move(call.generation);
   std::vector<media::Image> images;
   std::string prompt;
+  std::shared_ptr<const engine::ChatOutputParser> parser;
   std::string media_field = "input";
   if (call.task == runtime::Task::kImageCaption) {
     const auto& vision = lease->vision();  // the registry gave a model with a projector
@@ -100,7 +106,19 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
     const auto messages = call.text.style == pipeline::PromptStyle::kChat
                               ? template_messages(call, *lease, image_policy_, images)
                               : std::vector<engine::ChatMessage>{};
-    prompt = prompt_text(model, call.text, messages);
+    engine::ChatPrompt chat = [&] {
+      try {
+        return chat_prompt(model, call.text, messages);
+      } catch (const Error& e) {
+        if (e.field() != "system" || call.parameters_path.empty()) throw;
+        throw Error(e.code(), e.what(), pipeline::field_path(call.parameters_path, e.field()));
+      }
+    }();
+    prompt = std::move(chat.text);
+    request.grammar = std::move(chat.grammar);
+    request.preserved_tokens = std::move(chat.preserved_tokens);
+    request.stop.insert(request.stop.end(), chat.stops.begin(), chat.stops.end());
+    parser = std::move(chat.parser);
     media_field = "messages";
   }
   if (images.empty()) {
@@ -118,6 +136,7 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
   pipeline::Submission s;
   s.model = lease->name();
   s.images = static_cast<int>(images.size());
+  s.parser = std::move(parser);
   try {
     s.generation = text.submit(std::move(request), pipeline::bounded_deadline(call));
   } catch (const Error& e) {

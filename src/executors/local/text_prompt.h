@@ -18,8 +18,14 @@
 
 namespace mmserve::executors {
 
-// The prompt text of `input` (kInstruct, kRaw) or of `messages` (kChat, text already joined
-// with the image markers in place of images).
+// The prompt of `input` (kInstruct, kRaw) or of `messages` (kChat, text already joined with the
+// image markers in place of images), with what input.format asks: through the model's chat
+// format when a template is used (grammar, stops, preserved tokens and the answer's parser);
+// a raw prompt with a schema gets the schema's grammar and no parser.
+engine::ChatPrompt chat_prompt(const engine::TextModel& model, const pipeline::TextInput& input,
+                               const std::vector<engine::ChatMessage>& messages);
+
+// Just its text (callers without tools or schemas).
 std::string prompt_text(const engine::TextModel& model, const pipeline::TextInput& input,
                         const std::vector<engine::ChatMessage>& messages);
 

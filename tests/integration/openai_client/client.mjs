@@ -26,6 +26,84 @@ if (process.argv[3] === "embeddings") {
   process.exit(0);
 }
 
+// `node client.mjs BASE_URL formats`: structured output, tools and the Responses API (a
+// server with a synthetic model of a real context length).
+if (process.argv[3] === "formats") {
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string", maxLength: 10 }, age: { type: "integer", minimum: 0, maximum: 120 } },
+    required: ["name", "age"],
+    additionalProperties: false,
+  };
+  const structured = await client.chat.completions.create({
+    messages: [{ role: "user", content: "A person." }],
+    response_format: { type: "json_schema", json_schema: { name: "person", schema, strict: true } },
+    temperature: 1,
+    seed: 3,
+    max_tokens: 400,
+  });
+  out.structured = { content: structured.choices[0].message.content, finish: structured.choices[0].finish_reason };
+
+  const tools = [{
+    type: "function",
+    function: { name: "get_weather", description: "Weather in a city", parameters: {
+      type: "object", properties: { city: { type: "string", maxLength: 10 } }, required: ["city"] } },
+  }];
+  const called = await client.chat.completions.create({
+    messages: [{ role: "user", content: "Weather in Paris?" }],
+    tools, tool_choice: "required", parallel_tool_calls: false, temperature: 1, seed: 4, max_tokens: 400,
+    cache_prompt: false,
+  });
+  const message = called.choices[0].message;
+  out.tools = { finish: called.choices[0].finish_reason, calls: message.tool_calls };
+
+  // The tool's result goes back, and the conversation goes on.
+  const followed = await client.chat.completions.create({
+    messages: [{ role: "user", content: "Weather in Paris?" }, message,
+               { role: "tool", tool_call_id: message.tool_calls[0].id, content: '{"temp": 21}' }],
+    tools, max_tokens: 8,
+  });
+  out.followed = { finish: followed.choices[0].finish_reason };
+
+  const toolStream = await client.chat.completions.create({
+    messages: [{ role: "user", content: "Weather in Paris?" }],
+    tools, tool_choice: "required", parallel_tool_calls: false, temperature: 1, seed: 4, max_tokens: 400,
+    stream: true, cache_prompt: false,
+  });
+  const streamed = {};
+  for await (const chunk of toolStream) {
+    for (const d of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      streamed[d.index] ??= { name: "", arguments: "" };
+      streamed[d.index].name += d.function?.name ?? "";
+      streamed[d.index].arguments += d.function?.arguments ?? "";
+    }
+  }
+  out.tool_stream = Object.values(streamed);
+
+  const response = await client.responses.create({
+    input: "Once upon a time", instructions: "Tell a story.", max_output_tokens: 12, temperature: 0,
+  });
+  out.response = { text: response.output_text, status: response.status, usage: response.usage };
+  const responseStream = await client.responses.create({
+    input: "Once upon a time", instructions: "Tell a story.", max_output_tokens: 12, temperature: 0, stream: true,
+  });
+  let deltas = "";
+  const types = [];
+  for await (const event of responseStream) {
+    types.push(event.type);
+    if (event.type === "response.output_text.delta") deltas += event.delta;
+  }
+  out.response_stream = { text: deltas, first: types[0], last: types[types.length - 1] };
+  const responseCall = await client.responses.create({
+    input: "Weather in Paris?", tools: [{ type: "function", ...tools[0].function }], tool_choice: "required",
+    parallel_tool_calls: false, temperature: 1, seed: 4, max_output_tokens: 400,
+  });
+  out.response_call = responseCall.output.filter((i) => i.type === "function_call")
+    .map((i) => ({ name: i.name, arguments: i.arguments }));
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
 
