@@ -13,6 +13,7 @@
 #include "http/metrics_routes.h"
 #include "http/model_routes.h"
 #include "http/request_log.h"
+#include "http/web_routes.h"
 
 namespace mmserve::http {
 
@@ -379,7 +380,7 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
 
   for (auto family :
        {health_routes, inference_routes, chat_routes, responses_routes, openai_routes, audio_routes,
-        privacy_routes, metrics_routes, model_routes, usage_routes, embedding_routes}) {
+        privacy_routes, metrics_routes, model_routes, usage_routes, embedding_routes, web_routes}) {
     for (auto& route : family(services_)) {
       install(std::move(route));
     }

@@ -77,8 +77,11 @@ def test_every_route_refuses_a_missing_or_wrong_key_in_openais_shape(tmp_path):
     admin, _ = new_key(db, "ops", "--admin")
     routes = list_routes("--db", db)
     public = {(r["method"], r["pattern"]) for r in routes if r["access"] == "public"}
-    # Only the probes and the scrape are open; anything else new must take a key.
-    assert public == {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}, routes
+    # Only the probes, the scrape and the built-in page's files (which hold no data) are open;
+    # anything else new must take a key.
+    page = {(m, p) for m, p in public if p == "/" or p.startswith("/ui/")}
+    assert ("GET", "/") in page and ("GET", "/ui/app.js") in page and {m for m, _ in page} == {"GET"}
+    assert public - page == {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}, routes
     assert {r["access"] for r in routes} == {"public", "key", "admin"}
     assert len(routes) >= 12, routes
     with running_server("-m", STORIES, "--db", db) as server:
