@@ -90,33 +90,47 @@ def chat_messages(messages: Any) -> List[Dict[str, Any]]:
     return out
 
 
-def flatten_messages(messages: List[Dict[str, Any]]) -> List[Tuple[str, str]]:
-    """(role, text) pairs for the local engine, with the server's rules for roles and parts."""
-    pairs = []
+Part = Tuple[bool, str, str, str]  # (is_image, text or image URL, field, type field)
+
+
+def flatten_messages(messages: List[Dict[str, Any]]) -> List[Tuple[str, List[Part]]]:
+    """(role, parts) for the local engine, with the server's rules for roles and parts; an
+    image part keeps its URL (a data URL or base64), which the engine decodes under the server's
+    image policy, and the fields its errors name."""
+    out = []
     for i, m in enumerate(messages):
         role = "system" if m["role"] == "developer" else m["role"]
         if role not in ("system", "user", "assistant"):
             raise InvalidInput(f"role '{m['role']}' is not supported; use system, user or "
                                f"assistant", param=f"messages[{i}].role")
         content = m.get("content")
+        parts: List[Part] = []
         if content is None:
-            text = ""
+            pass
         elif isinstance(content, str):
-            text = content
+            parts.append((False, content, f"messages[{i}].content", ""))
         elif isinstance(content, list):
-            text = ""
             for j, part in enumerate(content):
                 where = f"messages[{i}].content[{j}]"
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind == "text" and isinstance(part.get("text", ""), str):
-                    text += part.get("text", "")
-                elif kind in ("image_url", "input_audio"):
+                    parts.append((False, part.get("text", ""), f"{where}.text", ""))
+                elif kind == "image_url":
+                    url = part.get("image_url")
+                    field = f"{where}.image_url"
+                    if isinstance(url, dict):
+                        url, field = url.get("url"), f"{field}.url"
+                    if not isinstance(url, str) or not url:
+                        raise InvalidInput(f"field '{field}' (the image URL) is required",
+                                           param=field)
+                    parts.append((True, url, field, f"{where}.type"))
+                elif kind == "input_audio":
                     raise ModelNotLoaded(f"content of type '{kind}' needs a multimodal model, "
-                                         f"which local mode cannot run yet", param=f"{where}.type")
+                                         f"which local mode cannot run", param=f"{where}.type")
                 else:
                     raise InvalidInput(f"unknown content part {part!r}", param=where)
         else:
             raise InvalidInput(f"messages[{i}].content must be a str or a list of parts",
                                param=f"messages[{i}].content")
-        pairs.append((role, text))
-    return pairs
+        out.append((role, parts))
+    return out

@@ -4,9 +4,14 @@ The extension is built by the project's CMake (src/python) and bundled with the 
 by ``pip install ./python``. Without it, everything else in the package works and local mode
 raises LocalModeUnavailable saying why.
 
-Thread-safety: a LocalBackend may be used from several threads at once. Requests share one
-continuous batch (``parallel`` sequences decoded together, the rest wait their turn), and the
-extension releases the GIL while it loads, computes or waits.
+The extension runs the server's runtime in process: the text model (with its projector, for
+images) and the whisper.cpp model, their schedulers, and the server's request rules (prompts,
+caption defaults, image and audio decoding), so both modes answer alike.
+
+Thread-safety: a LocalBackend may be used from several threads at once. Text and image
+requests share one continuous batch (``parallel`` sequences decoded together, the rest wait
+their turn), transcriptions the speech scheduler's whisper states; the extension releases the
+GIL while it loads, computes or waits.
 """
 from __future__ import annotations
 
@@ -93,31 +98,37 @@ def resolve_device(native: Any, device: str, fallback: bool) -> Tuple[int, str]:
 
 
 class LocalBackend:
-    """One model loaded in this process; see MultiModalModel for the public API."""
+    """The models loaded in this process; see MultiModalModel for the public API."""
 
     def __init__(self, model: Optional[str], mmproj: Optional[str], whisper_model: Optional[str],
                  device: str, threads: Optional[int], fallback: bool, parallel: int,
-                 ctx_size: Optional[int]) -> None:
+                 ctx_size: Optional[int], vad_model: Optional[str] = None,
+                 speech_threads: Optional[int] = None) -> None:
         native = load_native()
         self._native = native
         gpu_layers, self.device = resolve_device(native, device, fallback)
-        for name, path in (("mmproj", mmproj), ("whisper_model", whisper_model)):
-            if path is not None and not os.path.isfile(os.fspath(path)):
+        for name, path in (("mmproj", mmproj), ("whisper_model", whisper_model),
+                           ("vad_model", vad_model)):
+            if path is not None and os.fspath(path) != "" and not os.path.isfile(os.fspath(path)):
                 raise ModelNotLoaded(f"{name} file not found: {os.fspath(path)}", param=name)
-        for name, value in (("threads", threads), ("parallel", parallel), ("ctx_size", ctx_size)):
+        for name, value in (("threads", threads), ("parallel", parallel), ("ctx_size", ctx_size),
+                            ("speech_threads", speech_threads)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidInput(f"{name} must be an int, got {value!r}", param=name)
-        self.mmproj = os.fspath(mmproj) if mmproj is not None else None
-        self.whisper_model = os.fspath(whisper_model) if whisper_model is not None else None
-        self._engine = _call(native, native.Engine, model=os.fspath(model) if model else "",
-                             gpu_layers=gpu_layers, threads=threads or 0, parallel=parallel,
-                             ctx_size=ctx_size or 0)
+        # None: the engine looks in the model directory when the text model comes from there.
+        self._engine = _call(
+            native, native.Engine, model=os.fspath(model) if model else "",
+            mmproj=os.fspath(mmproj) if mmproj is not None else None,
+            whisper_model=os.fspath(whisper_model) if whisper_model is not None else None,
+            vad_model=os.fspath(vad_model) if vad_model is not None else "",
+            gpu_layers=gpu_layers, threads=threads or 0, parallel=parallel,
+            ctx_size=ctx_size or 0, speech_threads=speech_threads or 0)
+        info = self._engine.info()
+        self.mmproj, self.whisper_model = info["mmproj"], info["whisper_model"]
 
     def info(self) -> Dict[str, Any]:
         info = dict(_call(self._native, self._engine.info))
-        info.update(mode="local", device=self.device, mmproj=self.mmproj,
-                    whisper_model=self.whisper_model,
-                    capabilities=dict(self._native.capabilities()))
+        info.update(mode="local", device=self.device)
         return info
 
     # -- text ---------------------------------------------------------------------------------
@@ -129,8 +140,7 @@ class LocalBackend:
         return self._deliver(completion, stream)
 
     def chat(self, messages: List[Dict[str, Any]], params: Dict[str, Any], stream: bool) -> Any:
-        pairs = flatten_messages(messages)
-        completion = _call(self._native, self._engine.chat, pairs, **params)
+        completion = _call(self._native, self._engine.chat, flatten_messages(messages), **params)
         return self._deliver(completion, stream)
 
     def _deliver(self, completion: Any, stream: bool) -> Any:
@@ -156,20 +166,25 @@ class LocalBackend:
 
     # -- images and audio ---------------------------------------------------------------------
 
-    # The engine has no image or audio path yet (the vision and speech issues); until the
-    # extension exposes one (and says so in capabilities()), local mode cannot run them.
+    def describe(self, image: bytes, prompt: Optional[str], params: Dict[str, Any],
+                 system: Optional[str] = None, raw: Optional[bool] = None) -> str:
+        completion = _call(self._native, self._engine.describe, image, prompt=prompt,
+                           raw=bool(raw), system=system, **params)
+        return self._deliver(completion, False)
 
-    def describe(self, image: bytes, prompt: Optional[str], params: Dict[str, Any]) -> str:
-        raise ModelNotLoaded(
-            "describe() in local mode needs mmserve's vision engine, which this version does "
-            "not have yet; use mode='remote' with a server started with --mmproj",
-            param="mmproj")
-
-    def transcribe(self, audio: bytes, language: Optional[str], segments: bool) -> Any:
-        raise ModelNotLoaded(
-            "transcribe() in local mode needs mmserve's speech engine, which this version does "
-            "not have yet; use mode='remote' with a server started with --whisper-model",
-            param="whisper_model")
+    def transcribe(self, audio: bytes, language: Optional[str], segments: bool,
+                   translate: bool = False, prompt: Optional[str] = None,
+                   words: bool = False) -> Any:
+        job = _call(self._native, self._engine.transcribe, audio, language=language or "",
+                    translate=translate, prompt=prompt or "", words=words, timestamps=segments)
+        try:
+            while not job.wait(_POLL_MS):
+                pass  # back in Python between waits, so Ctrl-C interrupts
+        except BaseException:
+            job.cancel()
+            raise
+        result = _call(self._native, job.result, segments=segments or words, words=words)
+        return result["segments"] if segments else result["text"]
 
     def close(self) -> None:
         self._engine.close()

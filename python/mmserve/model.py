@@ -11,7 +11,7 @@ from .remote import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, RemoteBackend
 
 _REMOTE_OPTIONS = ("base_url", "api_key", "timeout", "ca_file")
 _LOCAL_OPTIONS = ("model", "mmproj", "whisper_model", "device", "threads", "fallback", "parallel",
-                  "ctx_size")
+                  "ctx_size", "vad_model", "speech_threads")
 
 
 class MultiModalModel:
@@ -29,10 +29,16 @@ class MultiModalModel:
     process (the compiled extension; the same engine and batching as the server)::
 
         MultiModalModel(mode="local", model="model.gguf", mmproj=None, whisper_model=None,
-                        device="cpu", threads=None, fallback=False, parallel=1, ctx_size=None)
+                        device="cpu", threads=None, fallback=False, parallel=1, ctx_size=None,
+                        vad_model=None, speech_threads=None)
 
     ``model`` defaults to ``$MMSERVE_MODEL``, then the first ``*.gguf`` in the model directory,
-    as the CLI does. ``device`` is ``"cpu"`` or ``"cuda:N"``; a CUDA device this machine or build
+    as the CLI does. ``mmproj`` (the projector: ``describe`` and image parts in ``chat``) and
+    ``whisper_model`` (a whisper.cpp model: ``transcribe``) are loaded beside it; when the text
+    model comes from the model directory, unset ones are found there too (the first
+    ``mmproj*.gguf`` and the first ``ggml-*.bin``, as ``mmserve pull`` names them); ``""`` loads
+    none. ``vad_model`` and ``speech_threads`` are the server's ``--vad-model`` and
+    ``--speech-threads``. ``device`` is ``"cpu"`` or ``"cuda:N"``; a CUDA device this machine or build
     lacks raises DeviceUnavailable unless ``fallback=True``, which uses the CPU with a warning.
     ``parallel`` sequences are decoded together when several threads call at once.
 
@@ -51,7 +57,9 @@ class MultiModalModel:
                  whisper_model: Union[str, "os.PathLike[str]", None] = None,
                  device: Optional[str] = None, threads: Optional[int] = None,
                  fallback: Optional[bool] = None, parallel: Optional[int] = None,
-                 ctx_size: Optional[int] = None) -> None:
+                 ctx_size: Optional[int] = None,
+                 vad_model: Union[str, "os.PathLike[str]", None] = None,
+                 speech_threads: Optional[int] = None) -> None:
         given = {k: v for k, v in locals().items()
                  if k in _REMOTE_OPTIONS + _LOCAL_OPTIONS and v is not None}
         if mode not in ("remote", "local"):
@@ -72,7 +80,7 @@ class MultiModalModel:
             from .local import LocalBackend  # imports the extension only when asked for
             self._backend = LocalBackend(model, mmproj, whisper_model, device or "cpu", threads,
                                          bool(fallback), 1 if parallel is None else parallel,
-                                         ctx_size)
+                                         ctx_size, vad_model, speech_threads)
 
     def __repr__(self) -> str:
         where = (self._backend.client.base_url if self.mode == "remote"
@@ -118,31 +126,51 @@ class MultiModalModel:
         return self._live().chat(msgs, params, bool(stream))
 
     def describe(self, image: Media, prompt: Optional[str] = None,
-                 max_tokens: Optional[int] = None, temperature: Optional[float] = None) -> str:
-        """Describes an image (a path, bytes or a binary file) with the vision model; ``prompt``
-        replaces the default request for a description. Raises ModelNotLoaded when no vision
-        model is loaded."""
+                 max_tokens: Optional[int] = None, temperature: Optional[float] = None, *,
+                 system: Optional[str] = None, raw: Optional[bool] = None,
+                 **options: Any) -> str:
+        """Describes an image (a path, bytes or a binary file) with the vision model, as the
+        server's ``image-caption`` task; ``prompt`` replaces the default request for a
+        description ("Describe this image."), asked as a user turn after ``system`` unless
+        ``raw=True``. Options as ``generate``. Raises ModelNotLoaded when no vision model is
+        loaded."""
         backend = self._live()
         data = read_media(image, "image")
         if prompt is not None:
             require_text(prompt, "prompt")
-        return backend.describe(data, prompt, sampling_params(max_tokens, temperature, {}))
+        if system is not None:
+            require_text(system, "system")
+        params = sampling_params(max_tokens, temperature, options)
+        return backend.describe(data, prompt, params, system, raw)
 
     def transcribe(self, audio: Media, language: Optional[str] = None,
-                   format: str = "text") -> Union[str, List[Dict[str, Any]]]:
-        """Transcribes audio (a path, bytes or a binary file) with the speech model.
+                   format: str = "text", *, translate: bool = False,
+                   prompt: Optional[str] = None,
+                   words: bool = False) -> Union[str, List[Dict[str, Any]]]:
+        """Transcribes audio (a path, bytes or a binary file) with the speech model, as the
+        server's ``speech-transcribe`` task.
 
         ``language`` is a code such as ``"en"`` (None: detect it). ``format="text"`` returns
-        the transcript; ``format="segments"`` the list of segments with their start and end.
-        Raises ModelNotLoaded when no speech model is loaded."""
+        the transcript; ``format="segments"`` the list of segments with their start and end
+        (and, with ``words=True``, each segment's ``words`` with their times). ``translate=True``
+        translates into English (multilingual models); ``prompt`` conditions the first window
+        (names, spelling). Raises ModelNotLoaded when no speech model is loaded."""
         if format not in ("text", "segments"):
             raise InvalidInput(f"format must be 'text' or 'segments', got {format!r}",
                                param="format")
         if language is not None:
             require_text(language, "language")
+        if prompt is not None:
+            require_text(prompt, "prompt")
+        for name, value in (("translate", translate), ("words", words)):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{name} must be a bool, got {value!r}", param=name)
+        if words and format != "segments":
+            raise InvalidInput("words=True needs format='segments' (the words are in the "
+                               "segments)", param="words")
         backend = self._live()
         data = read_media(audio, "audio")
-        return backend.transcribe(data, language, format == "segments")
+        return backend.transcribe(data, language, format == "segments", translate, prompt, words)
 
     def close(self) -> None:
         """Frees the model (local mode) and refuses further calls. Idempotent."""

@@ -269,19 +269,32 @@ class RemoteBackend:
 
         return TextStream(pieces, events.close)
 
-    def describe(self, image: bytes, prompt: Optional[str], params: Dict[str, Any]) -> str:
+    def describe(self, image: bytes, prompt: Optional[str], params: Dict[str, Any],
+                 system: Optional[str] = None, raw: Optional[bool] = None) -> str:
         params = dict(params)
         if prompt is not None:
             params["prompt"] = prompt
+        if system is not None:
+            params["system"] = system
+        if raw is not None:
+            params["raw"] = raw
         encoded = base64.b64encode(image).decode("ascii")
         return self._inference("image-caption", encoded, params)["output"]
 
-    def transcribe(self, audio: bytes, language: Optional[str], segments: bool) -> Any:
+    def transcribe(self, audio: bytes, language: Optional[str], segments: bool,
+                   translate: bool = False, prompt: Optional[str] = None,
+                   words: bool = False) -> Any:
         params: Dict[str, Any] = {}
         if language is not None:
             params["language"] = language
         if segments:
             params["timestamps"] = True
+        if translate:
+            params["translate"] = True
+        if prompt is not None:
+            params["prompt"] = prompt
+        if words:
+            params["words"] = True
         answer = self._inference("speech-transcribe", base64.b64encode(audio).decode("ascii"),
                                  params)
         if not segments:

@@ -70,8 +70,9 @@ int run_describe(const std::vector<std::string>& args) {
   const int threads = p.get_int("--threads", 0);
   const auto model = engine::TextModel::load(locate_text_model(p.get("--model")));
   auto vision = engine::VisionModel::load(p.get("--mmproj"), model, {.threads = threads});
-  const std::string text = vision->caption_prompt(
-      images.size(), p.get("--prompt", "Describe this image."), p.flag("--raw"), p.get("--system"));
+  const std::string text =
+      vision->caption_prompt(images.size(), p.get("--prompt", engine::kDefaultCaptionPrompt),
+                             p.flag("--raw"), p.get("--system"));
   auto prompt = vision->tokenize(text, images, true, "image");
   request.prompt = std::move(prompt.tokens);
   request.media = std::move(prompt.media);

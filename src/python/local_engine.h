@@ -1,16 +1,20 @@
-// The Python SDK's local mode in C++: one text model served in-process, without HTTP.
+// The Python SDK's local mode in C++: a text model (with its projector, for images) and a
+// whisper.cpp speech model served in-process, without HTTP.
 //
 // LocalEngine is the server's path minus the network: the same runtime (model registry, the
-// model's continuous-batching scheduler), and the same typed call (pipeline/call.h) run by the
-// same local executor (executors/local/), its parameters checked by the same rules
-// (pipeline/generation_params.h). Nothing of the server's request rules is copied here (chat
-// templates, default max_tokens, ranges), so both SDK modes give the same output for the same
-// request. It knows nothing of Python; module.cpp binds it.
+// models' schedulers: continuous batching for text and images, the window scheduler for
+// speech, the same split of CPU threads between them), and the same typed call
+// (pipeline/call.h) run by the same local executor (executors/local/), its parameters checked by
+// the same rules (pipeline/generation_params.h). Nothing of the server's request rules is copied
+// here (chat templates, caption prompts, default max_tokens, audio decoding and limits), so both
+// SDK modes give the same output for the same request. It knows nothing of Python; module.cpp
+// binds it.
 //
-// Ownership: LocalEngine owns its runtime, which owns the model and its scheduler. close()
-// releases them; a Completion in flight is cancelled and keeps only its own mailbox alive.
-// Threading: every method of LocalEngine and Completion is thread-safe. Completion::next and
-// wait block; call them without holding locks others need (the binding releases the GIL).
+// Ownership: LocalEngine owns its runtime, which owns the models and their schedulers. close()
+// releases them; a Completion or Transcription in flight is cancelled and keeps only its own
+// mailbox alive. Threading: every method of LocalEngine, Completion and Transcription is
+// thread-safe. Their waits block; call them without holding locks others need (the binding
+// releases the GIL).
 #pragma once
 
 #include <atomic>
@@ -23,21 +27,31 @@
 #include <vector>
 
 #include "core/thread_annotations.h"
+#include "engine/speech_transcript.h"
 #include "engine/text_model.h"
 #include "pipeline/call.h"
 #include "pipeline/generation_params.h"
 #include "scheduler/generation.h"
+#include "scheduler/speech_scheduler.h"
 
 namespace mmserve::python {
 
+// Which models to load. The text model is found as the server finds it (core/model_locator.h);
+// unset companions (the projector, the speech model) come from the model directory when the text
+// model does (as `mmserve pull` puts them there), and are absent otherwise; "" is absent.
 struct EngineOptions {
-  std::string model_path;     // empty: $MMSERVE_MODEL, then the model directory (as the CLI)
-  int32_t gpu_layers = 0;     // layers offloaded to a GPU: 0 = CPU only, -1 = all
-  int32_t threads = 0;        // CPU threads; 0 = every core the process may use
-  int32_t parallel = 1;       // sequences decoded together (concurrent callers share the batch)
-  int32_t ctx_size = 0;       // KV cells for all sequences; 0 = parallel x min(train ctx, 4096)
-  int32_t batch_size = 512;   // most tokens per decode step
-  int32_t queue_size = 1024;  // callers that may wait for a free sequence; more get kBusy
+  std::string model_path;  // empty: $MMSERVE_MODEL, then the model directory (as the CLI)
+  std::optional<std::string> mmproj_path;   // the projector: images (describe, image parts)
+  std::optional<std::string> whisper_path;  // whisper.cpp model: transcribe
+  std::string vad_path;                     // Silero VAD for the speech model; "" = none
+  int32_t speech_threads = 0;   // threads for speech beside a text model; 0 = half (runtime.h)
+  int32_t speech_parallel = 2;  // speech windows run at once
+  int32_t gpu_layers = 0;       // layers offloaded to a GPU: 0 = CPU only, -1 = all
+  int32_t threads = 0;          // CPU threads; 0 = every core the process may use
+  int32_t parallel = 1;         // sequences decoded together (concurrent callers share the batch)
+  int32_t ctx_size = 0;         // KV cells for all sequences; 0 = parallel x min(train ctx, 4096)
+  int32_t batch_size = 512;     // most tokens per decode step
+  int32_t queue_size = 1024;    // callers that may wait for a free sequence; more get kBusy
 };
 
 // Sampling and length options of one request; unset fields take the engine's defaults, exactly
@@ -45,10 +59,14 @@ struct EngineOptions {
 using TextOptions = pipeline::GenerationParams;
 
 struct EngineInfo {
-  std::string model_id;
+  std::string model_id;  // the text model; empty when only a speech model is loaded
   std::string model_path;
   std::string architecture;
-  int32_t n_ctx = 0;              // KV cells shared by all sequences
+  std::string mmproj_path;   // empty: no projector
+  std::string whisper_path;  // empty: no speech model
+  std::string whisper_id;
+  bool text = false, vision = false, speech = false;  // what this engine can run
+  int32_t n_ctx = 0;                                  // KV cells shared by all sequences
   int32_t sequence_capacity = 0;  // most tokens (prompt + output) of one request
   int32_t parallel = 0;
   bool has_chat_template = false;
@@ -84,6 +102,27 @@ class Completion {
   std::shared_ptr<const std::atomic<bool>> engine_closed_;
 };
 
+// A transcription's parameters: speech-transcribe's (the server's parameters of the same names).
+using SpeechOptions = pipeline::SpeechParams;
+
+// One submitted transcription.
+class Transcription {
+ public:
+  Transcription(std::shared_ptr<scheduler::SpeechJob> job,
+                std::shared_ptr<const std::atomic<bool>> engine_closed);
+  ~Transcription();  // cancels the job when it is still running
+
+  // Waits up to `wait`; true once the outcome is in.
+  bool wait(std::chrono::milliseconds wait);
+  // The transcript once finished. Throws Error as Completion::result does.
+  engine::Transcript result() const;
+  void cancel();
+
+ private:
+  std::shared_ptr<scheduler::SpeechJob> job_;
+  std::shared_ptr<const std::atomic<bool>> engine_closed_;
+};
+
 struct Served;  // the runtime and the pipeline of one loaded engine
 
 class LocalEngine {
@@ -103,9 +142,20 @@ class LocalEngine {
   std::unique_ptr<Completion> submit_text(const std::string& input, bool raw,
                                           const std::optional<std::string>& system,
                                           const TextOptions& options);
-  // Chat as POST /v1/chat/completions (pipeline::PromptStyle::kChat).
-  std::unique_ptr<Completion> submit_chat(const std::vector<engine::ChatMessage>& messages,
+  // Chat as POST /v1/chat/completions (pipeline::PromptStyle::kChat); image parts (data URLs
+  // or base64) need the projector.
+  std::unique_ptr<Completion> submit_chat(const std::vector<pipeline::Message>& messages,
                                           const TextOptions& options);
+  // An image description as task "image-caption": `image` the file's bytes, `prompt` what to
+  // ask (unset: the server's default), as a user turn after `system` unless `raw`.
+  std::unique_ptr<Completion> submit_caption(std::string image,
+                                             const std::optional<std::string>& prompt, bool raw,
+                                             const std::optional<std::string>& system,
+                                             const TextOptions& options);
+  // A transcription as task "speech-transcribe": `audio` a file's bytes (any container the
+  // server decodes).
+  std::unique_ptr<Transcription> submit_transcription(std::string audio,
+                                                      const SpeechOptions& options);
 
   // Cancels what is running and frees the model and its context. Idempotent. After it, every
   // method throws Error(kModelUnavailable).

@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "core/error.h"
 #include "engine/backend.h"
@@ -20,6 +21,7 @@
 namespace py = pybind11;
 using mmserve::python::Completion;
 using mmserve::python::LocalEngine;
+using mmserve::python::Transcription;
 
 namespace {
 
@@ -113,6 +115,39 @@ mmserve::python::TextOptions text_options(std::optional<int64_t> max_tokens,
           .max_tokens = max_tokens};
 }
 
+// A transcript as the server's speech-transcribe answer has it: text, language, duration and
+// (with timestamps) segments, each with its words when they were asked for.
+py::dict transcript_dict(const mmserve::engine::Transcript& t, bool segments, bool words) {
+  py::dict d;
+  d["text"] = to_str(t.text());
+  d["language"] = t.language;
+  d["duration"] = t.duration;
+  if (segments) {
+    py::list list;
+    for (const auto& s : t.segments) {
+      py::dict seg;
+      seg["start"] = s.start;
+      seg["end"] = s.end;
+      seg["text"] = to_str(s.text);
+      if (words) {
+        py::list ws;
+        for (const auto& w : s.words) {
+          ws.append(py::dict(py::arg("word") = to_str(w.text), py::arg("start") = w.start,
+                             py::arg("end") = w.end, py::arg("probability") = w.probability));
+        }
+        seg["words"] = ws;
+      }
+      list.append(seg);
+    }
+    d["segments"] = list;
+  }
+  return d;
+}
+
+// A chat message from Python: (role, [(is_image, value, field, type_field)]).
+using MessagePart = std::tuple<bool, std::string, std::string, std::string>;
+using MessageIn = std::pair<std::string, std::vector<MessagePart>>;
+
 #define MMSERVE_TEXT_OPTION_ARGS                                                               \
   py::arg("max_tokens") = py::none(), py::arg("temperature") = py::none(),                     \
   py::arg("top_k") = py::none(), py::arg("top_p") = py::none(), py::arg("min_p") = py::none(), \
@@ -158,13 +193,13 @@ PYBIND11_MODULE(_native, m) {
   m.def("devices", &devices, "ggml's devices: name, description, type, backend, memory.");
   m.def("live_engines", &LocalEngine::live_count,
         "Engines in this process that still hold a loaded model.");
-  // What local mode can run in process (info() and the tests read it). Images and audio turn
-  // true when this module binds the engine's vision and speech paths (issues Vision, Speech).
+  // What this module can run in process given the models (an Engine's info() says what the
+  // models it loaded can run).
   m.def("capabilities", [] {
     py::dict d;
     d["text"] = true;
-    d["vision"] = false;
-    d["speech"] = false;
+    d["vision"] = true;
+    d["speech"] = true;
     return d;
   });
 
@@ -205,22 +240,57 @@ PYBIND11_MODULE(_native, m) {
           "when the request failed.")
       .def("cancel", &Completion::cancel, "Stops the request; it finishes soon after.");
 
+  py::class_<Transcription>(m, "Transcription")
+      .def(
+          "wait",
+          [](Transcription& t, int timeout_ms) {
+            py::gil_scoped_release release;
+            return t.wait(std::chrono::milliseconds(timeout_ms));
+          },
+          py::arg("timeout_ms") = 100,
+          "Waits up to timeout_ms; True once the transcript (or the failure) is in.")
+      .def(
+          "result",
+          [](const Transcription& t, bool segments, bool words) {
+            mmserve::engine::Transcript transcript;
+            {
+              py::gil_scoped_release release;
+              transcript = t.result();
+            }
+            return transcript_dict(transcript, segments, words);
+          },
+          py::arg("segments") = false, py::arg("words") = false,
+          "The transcript once finished: {text, language, duration[, segments]}; raises "
+          "EngineError when it failed.")
+      .def("cancel", &Transcription::cancel, "Stops the transcription soon.");
+
   py::class_<LocalEngine>(m, "Engine")
-      .def(py::init([](const std::string& model, int gpu_layers, int threads, int parallel,
-                       int ctx_size, int batch_size) {
+      .def(py::init([](const std::string& model, std::optional<std::string> mmproj,
+                       std::optional<std::string> whisper_model, const std::string& vad_model,
+                       int gpu_layers, int threads, int parallel, int ctx_size, int batch_size,
+                       int speech_threads, int speech_parallel) {
              mmserve::python::EngineOptions o;
              o.model_path = model;
+             o.mmproj_path = std::move(mmproj);
+             o.whisper_path = std::move(whisper_model);
+             o.vad_path = vad_model;
              o.gpu_layers = gpu_layers;
              o.threads = threads;
              o.parallel = parallel;
              o.ctx_size = ctx_size;
              o.batch_size = batch_size;
+             o.speech_threads = speech_threads;
+             o.speech_parallel = speech_parallel;
              return std::make_unique<LocalEngine>(o);
            }),
-           py::arg("model") = "", py::arg("gpu_layers") = 0, py::arg("threads") = 0,
-           py::arg("parallel") = 1, py::arg("ctx_size") = 0, py::arg("batch_size") = 512,
-           py::call_guard<py::gil_scoped_release>(),
-           "Loads a GGUF text model (empty: $MMSERVE_MODEL, then the model directory).")
+           py::arg("model") = "", py::arg("mmproj") = py::none(),
+           py::arg("whisper_model") = py::none(), py::arg("vad_model") = "",
+           py::arg("gpu_layers") = 0, py::arg("threads") = 0, py::arg("parallel") = 1,
+           py::arg("ctx_size") = 0, py::arg("batch_size") = 512, py::arg("speech_threads") = 0,
+           py::arg("speech_parallel") = 2, py::call_guard<py::gil_scoped_release>(),
+           "Loads a GGUF text model (empty: $MMSERVE_MODEL, then the model directory), its "
+           "projector and a whisper.cpp model (None: from the model directory when the text "
+           "model comes from there; empty: none).")
       .def("info",
            [](const LocalEngine& e) {
              const auto i = e.info();
@@ -232,6 +302,11 @@ PYBIND11_MODULE(_native, m) {
              d["sequence_capacity"] = i.sequence_capacity;
              d["parallel"] = i.parallel;
              d["chat_template"] = i.has_chat_template;
+             d["mmproj"] = i.mmproj_path.empty() ? py::object(py::none()) : py::str(i.mmproj_path);
+             d["whisper_model"] =
+                 i.whisper_path.empty() ? py::object(py::none()) : py::str(i.whisper_path);
+             d["capabilities"] = py::dict(py::arg("text") = i.text, py::arg("vision") = i.vision,
+                                          py::arg("speech") = i.speech);
              return d;
            })
       .def(
@@ -251,20 +326,66 @@ PYBIND11_MODULE(_native, m) {
           "Submits a text-gen request (as POST /v1/inference) and returns its Completion.")
       .def(
           "chat",
-          [](LocalEngine& e, const std::vector<std::pair<std::string, std::string>>& messages,
+          [](LocalEngine& e, const std::vector<MessageIn>& messages,
              std::optional<int64_t> max_tokens, std::optional<double> temperature,
              std::optional<int64_t> top_k, std::optional<double> top_p, std::optional<double> min_p,
              std::optional<double> repeat_penalty, std::optional<int64_t> seed,
              std::vector<std::string> stop, bool ignore_eos) {
-            std::vector<mmserve::engine::ChatMessage> chat;
-            for (const auto& [role, content] : messages) chat.push_back({role, content});
+            std::vector<mmserve::pipeline::Message> chat;
+            for (const auto& [role, parts] : messages) {
+              mmserve::pipeline::Message m{.role = role, .parts = {}};
+              for (const auto& [is_image, value, field, type_field] : parts) {
+                m.parts.push_back({.is_image = is_image,
+                                   .value = value,
+                                   .field = field,
+                                   .type_field = type_field});
+              }
+              chat.push_back(std::move(m));
+            }
             const auto o = text_options(max_tokens, temperature, top_k, top_p, min_p,
                                         repeat_penalty, seed, std::move(stop), ignore_eos);
             py::gil_scoped_release release;
             return e.submit_chat(chat, o);
           },
           py::arg("messages"), MMSERVE_TEXT_OPTION_ARGS,
-          "Submits [(role, content)] through the chat template (as POST /v1/chat/completions).")
+          "Submits [(role, [(is_image, text or image URL, field, type field)])] through the "
+          "chat template (as POST /v1/chat/completions).")
+      .def(
+          "describe",
+          [](LocalEngine& e, const py::bytes& image, std::optional<std::string> prompt, bool raw,
+             std::optional<std::string> system, std::optional<int64_t> max_tokens,
+             std::optional<double> temperature, std::optional<int64_t> top_k,
+             std::optional<double> top_p, std::optional<double> min_p,
+             std::optional<double> repeat_penalty, std::optional<int64_t> seed,
+             std::vector<std::string> stop, bool ignore_eos) {
+            std::string data = image;
+            const auto o = text_options(max_tokens, temperature, top_k, top_p, min_p,
+                                        repeat_penalty, seed, std::move(stop), ignore_eos);
+            py::gil_scoped_release release;
+            return e.submit_caption(std::move(data), prompt, raw, system, o);
+          },
+          py::arg("image"), py::arg("prompt") = py::none(), py::arg("raw") = false,
+          py::arg("system") = py::none(), MMSERVE_TEXT_OPTION_ARGS,
+          "Submits an image-caption request (the image file's bytes; as POST /v1/inference) and "
+          "returns its Completion.")
+      .def(
+          "transcribe",
+          [](LocalEngine& e, const py::bytes& audio, const std::string& language, bool translate,
+             const std::string& prompt, bool words, bool timestamps) {
+            std::string data = audio;
+            mmserve::python::SpeechOptions o;
+            o.language = language;
+            o.translate = translate;
+            o.prompt = prompt;
+            o.words = words;
+            o.timestamps = timestamps;
+            py::gil_scoped_release release;
+            return e.submit_transcription(std::move(data), o);
+          },
+          py::arg("audio"), py::arg("language") = "", py::arg("translate") = false,
+          py::arg("prompt") = "", py::arg("words") = false, py::arg("timestamps") = false,
+          "Submits a speech-transcribe request (the audio file's bytes; as POST /v1/inference) "
+          "and returns its Transcription.")
       .def("close", &LocalEngine::close, py::call_guard<py::gil_scoped_release>(),
            "Cancels running requests and frees the model. Idempotent.")
       .def_property_readonly("loaded", &LocalEngine::loaded);

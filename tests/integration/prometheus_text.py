@@ -39,6 +39,13 @@ class Metrics:
         """The series with exactly these labels; 0 when it does not exist (yet)."""
         return self.samples.get((metric, tuple(sorted(labels.items()))), 0.0)
 
+    def require(self, metric, /, **labels):
+        """The series with exactly these labels; AssertionError when it does not exist (for
+        claims that the series is exported, where value()'s 0 would hide its absence)."""
+        key = (metric, tuple(sorted(labels.items())))
+        assert key in self.samples, f"no series {metric}{labels or ''} in the scrape"
+        return self.samples[key]
+
     def series(self, metric, /, **match):
         """[(labels dict, value)] of every series of `metric` whose labels include `match`."""
         out = []

@@ -127,10 +127,10 @@ def test_promtool_accepts_live_metrics(stories_server):
 
 def test_state_gauges_and_build_info(stories_server):
     m = scrape(stories_server)
-    assert m.value("mmserve_requests_running", task="text-gen", model=MODEL) == 0
-    assert m.value("mmserve_requests_waiting", task="text-gen", model=MODEL) == 0
-    assert m.value("mmserve_queue_capacity", task="text-gen", model=MODEL) == 64
-    assert 0 <= m.value("mmserve_kv_cache_usage_ratio", model=MODEL) <= 1
+    assert m.require("mmserve_requests_running", task="text-gen", model=MODEL) == 0
+    assert m.require("mmserve_requests_waiting", task="text-gen", model=MODEL) == 0
+    assert m.require("mmserve_queue_capacity", task="text-gen", model=MODEL) == 64
+    assert 0 <= m.require("mmserve_kv_cache_usage_ratio", model=MODEL) <= 1
     info = json.loads(subprocess.run([BIN, "info", "--json", "-m", str(STORIES)], capture_output=True, text=True,
                                      check=True, timeout=60).stdout)
     assert m.series("mmserve_model_memory_bytes") == [({"model": "stories260K", "device": "CPU"}, info["weights_bytes"])]
@@ -257,7 +257,7 @@ def test_a_stream_cut_short_is_counted_and_logged_as_cancelled():
             time.sleep(0.02)
         after = scrape(server)
         assert after.value("mmserve_requests_total", **key) - before.value("mmserve_requests_total", **key) == 1
-        assert after.value("mmserve_requests_running", task="text-gen", model=MODEL) == 0
+        assert after.require("mmserve_requests_running", task="text-gen", model=MODEL) == 0
     [line] = [line for line in log_lines(server.proc.stderr.read()) if line["id"] == "cut-1"]
     assert line["finish_reason"] == "cancelled" and line["stream"] is True
     assert 0 < line["completion_tokens"] < 480

@@ -91,15 +91,18 @@ def test_missing_models_are_model_not_loaded_with_the_servers_message(server, re
 
 @needs_stories
 def test_missing_models_are_model_not_loaded_locally(local, tmp_path):
+    # A text model alone: the tasks that need the projector or a speech model say which; the
+    # same messages as the server's (test_sdk_multimodal compares them).
     image = tmp_path / "product.jpg"
     image.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(ModelNotLoaded, match="vision"):
+    with pytest.raises(ModelNotLoaded, match="--mmproj"):
         local.describe(image)
-    with pytest.raises(ModelNotLoaded, match="speech"):
+    with pytest.raises(ModelNotLoaded, match="--whisper-model"):
         local.transcribe(b"RIFF....WAVE")
-    with pytest.raises(ModelNotLoaded, match="multimodal"):
+    with pytest.raises(ModelNotLoaded, match="vision model") as info:
         local.chat([{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]}])
+    assert info.value.param == "messages[0].content[0].type"
 
 
 def test_a_missing_model_file_is_model_not_loaded(tmp_path):

@@ -60,3 +60,27 @@ TEST_F(ModelLocator, NothingFoundSaysWhereItLooked) {
     EXPECT_NE(std::string(e.what()).find("MMSERVE_MODEL"), std::string::npos);
   }
 }
+
+// The companions `mmserve pull` leaves beside a model (the SDK's local mode looks for them when
+// it found the text model in the directory).
+TEST_F(ModelLocator, FindsTheProjectorAndTheWhisperModelBesideTheModel) {
+  EXPECT_EQ(mmserve::find_projector_in_models_dir(), "");
+  EXPECT_EQ(mmserve::find_whisper_in_models_dir(), "");
+  std::ofstream(dir_ / "model.gguf") << "x";
+  std::ofstream(dir_ / "mmproj-b.gguf") << "x";
+  std::ofstream(dir_ / "mmproj-a.gguf") << "x";
+  std::ofstream(dir_ / "ggml-silero-v6.2.0.bin") << "x";  // a VAD, not a speech model
+  std::ofstream(dir_ / "ggml-base.en.bin") << "x";
+  std::ofstream(dir_ / "ggml-tiny.bin") << "x";
+  fs::create_directories(dir_ / "ggml-dir.bin");  // not a file
+  EXPECT_EQ(mmserve::find_projector_in_models_dir(), (dir_ / "mmproj-a.gguf").string());
+  EXPECT_EQ(mmserve::find_whisper_in_models_dir(), (dir_ / "ggml-base.en.bin").string());
+  EXPECT_EQ(mmserve::locate_text_model(""), (dir_ / "model.gguf").string());
+}
+
+TEST_F(ModelLocator, TheModelComesFromTheDirectoryUnlessTheEnvironmentNamesOne) {
+  EXPECT_TRUE(mmserve::text_model_from_models_dir());
+  ::setenv("MMSERVE_MODEL", "/env/model.gguf", 1);
+  EXPECT_FALSE(mmserve::text_model_from_models_dir());
+  ::unsetenv("MMSERVE_MODEL");
+}
