@@ -1,7 +1,9 @@
 // `mmserve synth vlm`: writes a synthetic vision-language model (language model + projector).
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "cli/arg_parser.h"
 #include "cli/commands.h"
@@ -12,11 +14,21 @@ namespace mmserve::cli {
 namespace {
 
 constexpr const char* kUsage = R"(usage: mmserve synth vlm -o DIR [options]
-Writes DIR/synth-vlm.gguf (a Gemma 3 language model) and DIR/mmproj-synth-vlm.gguf (its Gemma 3
-projector: SigLIP vision tower, pooling, projection) with random weights from a fixed seed.
-They load as the real Gemma 3 files do (serve -m ... --mmproj ..., describe); the text they
-produce is gibberish, the same every time for the same options.
+Writes a language model and its projector with random weights from a fixed seed:
+  --family gemma3 (default): DIR/synth-vlm.gguf (Gemma 3) and DIR/mmproj-synth-vlm.gguf (its
+    projector: SigLIP vision tower, pooling, projection);
+  --family magistral: DIR/synth-magistral.gguf (Magistral Small 1.2's shape: a "llama" model
+    with the template of --chat-template-file and Mistral's special tokens) and
+    DIR/mmproj-synth-magistral.gguf (a Pixtral projector with the 2 x 2 patch merger; images
+    keep their aspect, one token per pool x pool patches plus an [IMG_BREAK] per row).
+They load as the real files do (serve -m ... --mmproj ..., describe); the text they produce is
+gibberish, the same every time for the same options.
   -o, --output DIR        output directory (created if missing)
+      --family F          gemma3 (default) or magistral
+      --chat-template-file FILE
+                          the Jinja chat template to embed (required for magistral: e.g.
+                          mistralai-Ministral-3-14B-Reasoning-2512.jinja of llama.cpp's
+                          models/templates, Magistral's reasoning format)
       --seed N            weights seed (default 42)
   language model:
       --embd N            embedding width (default 256)
@@ -28,9 +40,11 @@ produce is gibberish, the same every time for the same options.
       --ctx N             training context (default 4096)
       --sliding-window N  local attention window, 0 = off (default 0; Gemma 3 uses 1024)
   vision tower and projector:
-      --image-size N      encoder input side in pixels (default 448; Gemma 3: 896)
+      --image-size N      encoder input side in pixels (default 448; Gemma 3: 896); for
+                          magistral the nominal side (warm-up, reported token count)
       --patch-size N      (default 14)
-      --pool N            patches pooled per side into one image token (default 2; Gemma 3: 4)
+      --pool N            patches pooled (gemma3) or merged (magistral) per side into one image
+                          token (default 2; Gemma 3: 4, Magistral: 2, Pixtral 12B: 1)
       --vision-embd N     (default 192; Gemma 3: 1152)
       --vision-layers N   (default 4; Gemma 3: 27)
       --vision-heads N    (default 4; Gemma 3: 16)
@@ -40,9 +54,10 @@ produce is gibberish, the same every time for the same options.
 }  // namespace
 
 int run_synth_vlm(const std::vector<std::string>& args) {
-  ArgParser p({"-o|--output", "--seed", "--embd", "--layers", "--heads", "--kv-heads", "--head-dim",
-               "--ff", "--ctx", "--sliding-window", "--image-size", "--patch-size", "--pool",
-               "--vision-embd", "--vision-layers", "--vision-heads", "--vision-ff"},
+  ArgParser p({"-o|--output", "--family", "--chat-template-file", "--seed", "--embd", "--layers",
+               "--heads", "--kv-heads", "--head-dim", "--ff", "--ctx", "--sliding-window",
+               "--image-size", "--patch-size", "--pool", "--vision-embd", "--vision-layers",
+               "--vision-heads", "--vision-ff"},
               {"-h|--help"});
   p.parse(args);
   if (p.flag("--help")) {
@@ -53,6 +68,15 @@ int run_synth_vlm(const std::vector<std::string>& args) {
     throw Error(ErrorCode::kInvalidInput, "-o DIR is required\n" + std::string(kUsage), "--output");
   }
   synth::VlmSynthOptions o;
+  o.family = synth::vlm_family(p.get("--family", "gemma3"));
+  if (const std::string file = p.get("--chat-template-file"); !file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      throw Error(ErrorCode::kInvalidInput, "cannot read --chat-template-file " + file,
+                  "--chat-template-file");
+    }
+    o.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+  }
   auto& s = o.shape;
   o.seed = static_cast<uint64_t>(p.get_int("--seed", 42));
   s.n_embd = p.get_int("--embd", s.n_embd);
@@ -78,12 +102,14 @@ int run_synth_vlm(const std::vector<std::string>& args) {
     throw Error(ErrorCode::kInvalidInput, "cannot create " + dir.string() + ": " + ec.message(),
                 "--output");
   }
-  o.model_path = (dir / "synth-vlm.gguf").string();
-  o.mmproj_path = (dir / "mmproj-synth-vlm.gguf").string();
+  const std::string name =
+      o.family == synth::VlmFamily::kMagistral ? "synth-magistral" : "synth-vlm";
+  o.model_path = (dir / (name + ".gguf")).string();
+  o.mmproj_path = (dir / ("mmproj-" + name + ".gguf")).string();
   synth::write_synthetic_vlm(o);
   std::printf("%s\n%s\n", o.model_path.c_str(), o.mmproj_path.c_str());
-  std::fprintf(stderr, "mmserve: synthetic VLM written (%d image tokens per image)\n",
-               synth::vlm_tokens_per_image(s));
+  std::fprintf(stderr, "mmserve: synthetic VLM written (%d image tokens per %dx%d image)\n",
+               synth::vlm_tokens_per_image(s, o.family), s.image_size, s.image_size);
   return 0;
 }
 
