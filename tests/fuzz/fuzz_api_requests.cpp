@@ -1,18 +1,21 @@
-// Fuzzes the JSON body of every JSON endpoint into its typed request (http/api_requests.h):
-// parse_json_object, then parse_chat_request, parse_completion_request and
+// Fuzzes the JSON body of every JSON endpoint into its typed request (http/api_requests.h,
+// http/responses_request.h): parse_json_object, then parse_chat_request (tools, tool_choice,
+// response_format, tool turns), parse_completion_request, parse_responses_request and
 // parse_inference_request (with and without an uploaded file).
 //
 // Invariants: a body that is not JSON, or nests deeper than 64 levels, is refused naming "body"
 // or the field where it nests too deep; a refusal is Error(kInvalidInput), or kModelUnavailable for content kinds no model
 // here reads, and always names a field; an accepted request is within the documented ranges
 // (max_tokens 0 = not given or 1..1e6, top_logprobs 0..20, a known task, non-empty text inputs,
-// a speech temperature in [0, 1]). Plus ASan and UBSan.
+// a speech temperature in [0, 1], a required tool_choice with tools declared, a schema only as
+// JSON text). Plus ASan and UBSan.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "fuzz_support.h"
 #include "http/api_requests.h"
+#include "http/responses_request.h"
 
 using namespace mmserve;
 
@@ -21,6 +24,24 @@ namespace {
 void expect_refusal(const Error& e) {
   fuzz::expect_code(e, {ErrorCode::kInvalidInput, ErrorCode::kModelUnavailable});
   FUZZ_CHECK(!e.field().empty());
+}
+
+void check_format(const pipeline::AnswerFormat& f) {
+  FUZZ_CHECK(f.tool_choice != engine::ToolChoice::kRequired || !f.tools.empty());
+  for (const auto& t : f.tools) FUZZ_CHECK(!t.name.empty() && http::Json::accept(t.parameters));
+  FUZZ_CHECK(!f.json_schema || http::Json::accept(*f.json_schema));
+}
+
+void check_messages(const std::vector<pipeline::Message>& messages) {
+  FUZZ_CHECK(!messages.empty());
+  for (const auto& m : messages) {
+    FUZZ_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool");
+    FUZZ_CHECK(m.role != "tool" || !m.tool_call_id.empty());
+    for (const auto& p : m.parts) FUZZ_CHECK(!p.is_image || !p.value.empty());
+    for (const auto& c : m.tool_calls) {
+      FUZZ_CHECK(!c.name.empty() && http::Json::accept(c.arguments));
+    }
+  }
 }
 
 void check_generation(const engine::GenerationRequest& g) {
@@ -44,12 +65,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     const auto chat = http::parse_chat_request(json);
-    FUZZ_CHECK(!chat.messages.empty());
-    for (const auto& m : chat.messages) {
-      FUZZ_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant");
-      for (const auto& p : m.parts) FUZZ_CHECK(!p.is_image || !p.value.empty());
-    }
+    check_messages(chat.messages);
+    check_format(chat.format);
     check_generation(chat.generation);
+  } catch (const Error& e) {
+    expect_refusal(e);
+  }
+  try {
+    const auto r = http::parse_responses_request(json);
+    check_messages(r.messages);
+    check_format(r.format);
+    check_generation(r.generation);
   } catch (const Error& e) {
     expect_refusal(e);
   }
