@@ -147,6 +147,16 @@ void set_tokenizer(gguf_context* kv_ctx, const Vocab& vocab, const std::string& 
   gguf_set_val_str(kv_ctx, "tokenizer.chat_template", chat_template.c_str());
 }
 
+// A text layer's attention projections, the part both families' layers share (in this order).
+void attention_tensors(GgufFile& f, const std::string& b, int32_t n_embd, int64_t q, int64_t kv) {
+  const float e = static_cast<float>(n_embd);
+  f.tensor(b + "attn_norm.weight", {n_embd}, 0.0f, 1.0f);
+  f.tensor(b + "attn_q.weight", {n_embd, q}, 1.0f / std::sqrt(e));
+  f.tensor(b + "attn_k.weight", {n_embd, kv}, 1.0f / std::sqrt(e));
+  f.tensor(b + "attn_v.weight", {n_embd, kv}, 1.0f / std::sqrt(e));
+  f.tensor(b + "attn_output.weight", {q, n_embd}, 1.0f / std::sqrt(static_cast<float>(q)));
+}
+
 // The output head, wide enough that greedy choices are clear-cut; only normal pieces are ever
 // predicted (control tokens get zero logits).
 void output_head(GgufFile& f, const Vocab& vocab, int32_t n_embd) {
@@ -200,11 +210,7 @@ void write_gemma3_model(const VlmShape& s, uint64_t seed, const std::string& cha
   f.tensor("output_norm.weight", {s.n_embd}, 0.0f, 1.0f);
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".";
-    f.tensor(b + "attn_norm.weight", {s.n_embd}, 0.0f, 1.0f);
-    f.tensor(b + "attn_q.weight", {s.n_embd, q}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_k.weight", {s.n_embd, kv}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_v.weight", {s.n_embd, kv}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_output.weight", {q, s.n_embd}, 1.0f / std::sqrt(static_cast<float>(q)));
+    attention_tensors(f, b, s.n_embd, q, kv);
     f.tensor(b + "attn_q_norm.weight", {s.head_dim}, 0.0f, 1.0f);
     f.tensor(b + "attn_k_norm.weight", {s.head_dim}, 0.0f, 1.0f);
     f.tensor(b + "post_attention_norm.weight", {s.n_embd}, 0.0f, 1.0f);
@@ -263,11 +269,7 @@ std::vector<float> write_magistral_model(const VlmShape& s, uint64_t seed,
   f.tensor("output_norm.weight", {s.n_embd}, 0.0f, 1.0f);
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".";
-    f.tensor(b + "attn_norm.weight", {s.n_embd}, 0.0f, 1.0f);
-    f.tensor(b + "attn_q.weight", {s.n_embd, q}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_k.weight", {s.n_embd, kv}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_v.weight", {s.n_embd, kv}, 1.0f / std::sqrt(e));
-    f.tensor(b + "attn_output.weight", {q, s.n_embd}, 1.0f / std::sqrt(static_cast<float>(q)));
+    attention_tensors(f, b, s.n_embd, q, kv);
     f.tensor(b + "ffn_norm.weight", {s.n_embd}, 0.0f, 1.0f);
     f.tensor(b + "ffn_gate.weight", {s.n_embd, s.n_ff}, 1.0f / std::sqrt(e));
     f.tensor(b + "ffn_up.weight", {s.n_embd, s.n_ff}, 1.0f / std::sqrt(e));

@@ -2,6 +2,7 @@
 family's own Jinja template from the pinned llama.cpp tree (models/templates) and its special
 tokens. Random weights write gibberish, so tests steer them with logit_bias toward a family's
 markup tokens (the ids synth prints); grammars and parsers do the rest, as with a real model."""
+import contextlib
 import glob
 import os
 import re
@@ -9,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN
+from conftest import BIN, running_server
 
 
 def llama_templates_dir():
@@ -56,3 +57,13 @@ def make_family_model(family, directory):
     ids = {m.group(1): int(m.group(2))
            for m in re.finditer(r"^special token (.+?) = (\d+)$", out.stdout, re.M | re.S)}
     return path, ids
+
+
+@contextlib.contextmanager
+def family_server(family, directory, parallel=2):
+    """A server of the family's model, one thread (grammar-heavy tests stay fast beside others:
+    ggml's threads spin at each barrier when a core is taken); `server.ids` are its token ids."""
+    path, ids = make_family_model(family, directory)
+    with running_server("-m", path, "--parallel", parallel, "--threads", "1") as server:
+        server.ids = ids
+        yield server

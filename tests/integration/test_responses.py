@@ -4,7 +4,7 @@ with earlier calls and their outputs, reasoning items, and 400s naming the field
 import json
 
 import pytest
-from chat_family_support import make_family_model
+from chat_family_support import family_server
 from conftest import running_server, needs_stories, STORIES
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
@@ -14,9 +14,7 @@ TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather in 
 
 @pytest.fixture(scope="module")
 def qwen3(tmp_path_factory):
-    path, ids = make_family_model("qwen3", tmp_path_factory.mktemp("qwen3"))
-    with running_server("-m", path, "--parallel", "2", "--threads", "1") as server:
-        server.ids = ids
+    with family_server("qwen3", tmp_path_factory.mktemp("qwen3")) as server:
         yield server
 
 

@@ -6,8 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from chat_family_support import make_family_model
-from conftest import running_server
+from chat_family_support import family_server
 
 jsonschema = pytest.importorskip("jsonschema", reason="needs python3-jsonschema (scripts/deps.sh)")
 
@@ -37,16 +36,13 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def qwen3_server(tmp_path_factory):
-    path, ids = make_family_model("qwen3", tmp_path_factory.mktemp("qwen3"))
-    with running_server("-m", path, "--parallel", "4", "--threads", "1") as server:
-        server.ids = ids
+    with family_server("qwen3", tmp_path_factory.mktemp("qwen3"), parallel=4) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory):
-    path, _ = make_family_model("plain", tmp_path_factory.mktemp("plain"))
-    with running_server("-m", path, "--parallel", "2", "--threads", "1") as server:
+    with family_server("plain", tmp_path_factory.mktemp("plain")) as server:
         yield server
 
 

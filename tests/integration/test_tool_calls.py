@@ -3,12 +3,10 @@ templates and parsers): Qwen3's <tool_call> and <think>, Magistral's [TOOL_CALLS
 [THINK]/[/THINK], and the generic JSON format for a model whose template has no tools. The
 synthetic models write gibberish, so logit_bias steers them to the family's markup; the grammar
 then forces the call's syntax and the parser reads it back, as with a real model."""
-import contextlib
 import json
 
 import pytest
-from chat_family_support import make_family_model
-from conftest import running_server
+from chat_family_support import family_server
 
 jsonschema = pytest.importorskip("jsonschema", reason="needs python3-jsonschema (scripts/deps.sh)")
 
@@ -25,29 +23,21 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
-@contextlib.contextmanager
-def family_server(family, tmp_path_factory):
-    path, ids = make_family_model(family, tmp_path_factory.mktemp(family))
-    with running_server("-m", path, "--parallel", "2", "--threads", "1") as server:
-        server.ids = ids
-        yield server
-
-
 @pytest.fixture(scope="module")
 def qwen3(tmp_path_factory):
-    with family_server("qwen3", tmp_path_factory) as server:
+    with family_server("qwen3", tmp_path_factory.mktemp("qwen3")) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def magistral(tmp_path_factory):
-    with family_server("magistral", tmp_path_factory) as server:
+    with family_server("magistral", tmp_path_factory.mktemp("magistral")) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    with family_server("plain", tmp_path_factory) as server:
+    with family_server("plain", tmp_path_factory.mktemp("plain")) as server:
         yield server
 
 
