@@ -401,6 +401,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
     ro.models = models_from_flags(p, defaults);
     ro.registry.unknown_names_use_default = true;
   }
+  ro.registry.registration_defaults = defaults;  // POST /models/register
   if (p.has("--max-memory")) {
     ro.registry.max_memory_bytes = runtime::parse_byte_size(p.get("--max-memory"), "--max-memory");
   }

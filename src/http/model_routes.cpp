@@ -1,8 +1,13 @@
 #include "http/model_routes.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <utility>
 
 #include "core/error.h"
+#include "core/model_locator.h"
 #include "engine/text_model.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
@@ -101,7 +106,7 @@ Json model_json_named(runtime::Runtime& rt, const std::string& name) {
       return model_json(s);
     }
   }
-  throw Error(ErrorCode::kNotFound, "no model '" + name + "'", "model");  // names never go away
+  throw Error(ErrorCode::kNotFound, "no model '" + name + "'", "model");  // unregistered meanwhile
 }
 
 Json list_json(runtime::Runtime& rt) {
@@ -120,6 +125,104 @@ std::string model_name_of(const ApiRequest& req) {
     throw Error(ErrorCode::kInvalidInput, "field 'model' (the model's name) is required", "model");
   }
   return *name;
+}
+
+// A path of the register body: absolute, or relative to the model directory (where `mmserve
+// pull` puts models); it must be a readable regular file now.
+std::string registered_path(const Json& body, const char* key, bool required) {
+  const auto value = opt_string(body, key, "");
+  if (!value || value->empty()) {
+    if (required) {
+      throw Error(ErrorCode::kInvalidInput,
+                  std::string("field '") + key + "' (the model file on this machine) is required",
+                  key);
+    }
+    return {};
+  }
+  std::filesystem::path path(*value);
+  if (path.is_relative()) {
+    path = std::filesystem::path(default_models_dir()) / path;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || ::access(path.c_str(), R_OK) != 0) {
+    throw Error(ErrorCode::kInvalidInput,
+                std::string("field '") + key + "': no readable file at " + path.string() +
+                    " (relative paths are relative to the model directory " + default_models_dir() +
+                    ")",
+                key);
+  }
+  return path.string();
+}
+
+int32_t registered_count(const Json& body, const char* key, int32_t fallback, int64_t max) {
+  const auto value = opt_integer(body, key, "");
+  if (!value) {
+    return fallback;
+  }
+  if (*value < 1 || *value > max) {
+    throw Error(ErrorCode::kInvalidInput,
+                std::string("field '") + key + "' must be between 1 and " + std::to_string(max),
+                key);
+  }
+  return static_cast<int32_t>(*value);
+}
+
+// The body of POST /models/register as a spec: the registry's defaults (the command line's)
+// for what it does not say. Returns whether to load it now (`preload`, default true).
+std::pair<runtime::ModelSpec, bool> registration_of(const ApiRequest& req,
+                                                    const runtime::ModelSpec& defaults) {
+  const Json body = parse_json_object(std::string(req.body));
+  reject_unsupported_fields(body, "",
+                            {"name", "aliases", "kind", "path", "mmproj", "vad", "parallel",
+                             "ctx_size", "batch_size", "pinned", "preload"});
+  runtime::ModelSpec spec = defaults;
+  spec.aliases.clear();
+  spec.mmproj_path.clear();
+  spec.vad_path.clear();
+  const auto name = opt_string(body, "name", "");
+  if (!name || name->empty() || name->size() > 128 ||
+      name->find_first_of(" \t\r\n/") != std::string::npos) {
+    throw Error(ErrorCode::kInvalidInput,
+                "field 'name' (the new model's name: 1 to 128 characters, no spaces or '/') is "
+                "required",
+                "name");
+  }
+  spec.name = *name;
+  if (body.contains("aliases")) {
+    spec.aliases = opt_string_list(body, "aliases", "");
+  }
+  const std::string kind = opt_string(body, "kind", "").value_or("text");
+  if (kind != "text" && kind != "speech" && kind != "embedding") {
+    throw Error(ErrorCode::kInvalidInput,
+                R"(field 'kind' must be "text", "speech" or "embedding", not ")" + kind + "\"",
+                "kind");
+  }
+  spec.kind = kind == "speech"      ? runtime::ModelKind::kSpeech
+              : kind == "embedding" ? runtime::ModelKind::kEmbedding
+                                    : runtime::ModelKind::kText;
+  spec.path = registered_path(body, "path", true);
+  if (spec.kind == runtime::ModelKind::kText) {
+    spec.mmproj_path = registered_path(body, "mmproj", false);
+  } else if (body.contains("mmproj")) {
+    throw Error(ErrorCode::kInvalidInput, "field 'mmproj' is for text models", "mmproj");
+  }
+  if (spec.kind == runtime::ModelKind::kSpeech) {
+    spec.vad_path = registered_path(body, "vad", false);
+    spec.speech_parallel = registered_count(body, "parallel", spec.speech_parallel, 64);
+  } else {
+    if (body.contains("vad")) {
+      throw Error(ErrorCode::kInvalidInput, "field 'vad' is for speech models", "vad");
+    }
+    spec.parallel = registered_count(body, "parallel", spec.parallel, 256);
+  }
+  if (body.contains("ctx_size")) {
+    spec.ctx_size = registered_count(body, "ctx_size", 0, int64_t{1} << 24);
+  }
+  spec.batch_size = registered_count(body, "batch_size", spec.batch_size, int64_t{1} << 20);
+  spec.pinned = opt_bool(body, "pinned", "").value_or(false);
+  const bool load = opt_bool(body, "preload", "").value_or(true);
+  spec.preload = load;
+  return {std::move(spec), load};
 }
 
 }  // namespace
@@ -151,6 +254,32 @@ std::vector<Route> model_routes(const Services& services) {
          const std::string name = model_name_of(req);
          const auto r = rt.models().unload(name);
          write_json(res, Json{{"model", name}, {"unloaded", r.unloaded}, {"in_use", r.in_use}});
+       }},
+      // A new model without a restart (a fine-tuned one beside the current one): loaded now
+      // unless "preload": false; a model that fails to load is not registered.
+      {"POST", "/models/register",
+       [&rt](const ApiRequest& req, ApiResponse& res, Exchange&) {
+         auto [spec, load] = registration_of(req, rt.models().options().registration_defaults);
+         if (rt.state() != runtime::State::kReady) {
+           throw Error(ErrorCode::kUnavailable, "not ready: " + rt.detail());
+         }
+         const auto status = rt.models().register_model(std::move(spec), load);
+         Json out = model_json(status);
+         if (status.model) {
+           out["meta"]["busy"] = status.model->busy();  // the status's own lease is no request
+         }
+         res.status = 201;
+         write_json(res, out);
+       }},
+      {"POST", "/models/unregister",
+       [&rt](const ApiRequest& req, ApiResponse& res, Exchange&) {
+         const std::string name = model_name_of(req);
+         const std::string registered = rt.models().spec(name).name;
+         const auto r = rt.models().unregister_model(name);
+         write_json(res, Json{{"model", registered},
+                              {"unregistered", true},
+                              {"unloaded", r.unloaded},
+                              {"in_use", r.in_use}});
        }},
   };
 }

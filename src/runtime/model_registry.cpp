@@ -46,13 +46,14 @@ Error no_model_for(Task task) {
 
 ModelRegistry::ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions options,
                              ModelLoader loader)
-    : specs_(std::move(specs)), options_(options), loader_(std::move(loader)) {
-  check_model_names(specs_, "models");
+    : options_(std::move(options)), loader_(std::move(loader)) {
+  check_model_names(specs, "models");
   if (!loader_) {
     loader_ = &ServedModel::load;
   }
-  for (const auto& spec : specs_) {
-    entries_.push_back(Entry{.spec = spec});
+  MutexLock lock(mutex_);
+  for (auto& spec : specs) {
+    entries_.push_back(Entry{.spec = std::move(spec)});
   }
 }
 
@@ -78,10 +79,12 @@ void ModelRegistry::notify(const ModelEvent& event) const {
   }
 }
 
-Error ModelRegistry::not_found(std::string_view name) const {
+Error ModelRegistry::not_found_locked(std::string_view name) const {
   std::string names;
-  for (const auto& s : specs_) {
-    names += (names.empty() ? "" : ", ") + s.name;
+  for (const auto& e : entries_) {
+    if (!e.removed) {
+      names += (names.empty() ? "" : ", ") + e.spec.name;
+    }
   }
   return {ErrorCode::kNotFound,
           "the model '" + std::string(name) + "' does not exist; this server has: " + names,
@@ -90,7 +93,7 @@ Error ModelRegistry::not_found(std::string_view name) const {
 
 ModelRegistry::Entry* ModelRegistry::entry_named_locked(std::string_view name) {
   for (auto& e : entries_) {
-    if (e.spec.answers_to(name)) {
+    if (!e.removed && e.spec.answers_to(name)) {
       return &e;
     }
   }
@@ -101,21 +104,33 @@ ModelRegistry::Entry& ModelRegistry::find_locked(std::string_view name) {
   if (Entry* e = entry_named_locked(name)) {
     return *e;
   }
-  throw not_found(name);
+  throw not_found_locked(name);
 }
 
-const ModelSpec& ModelRegistry::spec(std::string_view name) const {
-  for (const auto& s : specs_) {
-    if (s.answers_to(name)) {
-      return s;
+ModelSpec ModelRegistry::spec(std::string_view name) const {
+  MutexLock lock(mutex_);
+  for (const auto& e : entries_) {
+    if (!e.removed && e.spec.answers_to(name)) {
+      return e.spec;
     }
   }
-  throw not_found(name);
+  throw not_found_locked(name);
+}
+
+std::vector<ModelSpec> ModelRegistry::specs() const {
+  MutexLock lock(mutex_);
+  std::vector<ModelSpec> out;
+  for (const auto& e : entries_) {
+    if (!e.removed) {
+      out.push_back(e.spec);
+    }
+  }
+  return out;
 }
 
 ModelRegistry::Entry* ModelRegistry::default_for_locked(Task task) {
   for (auto& e : entries_) {
-    if (e.spec.serves(task)) {
+    if (!e.removed && e.spec.serves(task)) {
       return &e;
     }
   }
@@ -123,8 +138,9 @@ ModelRegistry::Entry* ModelRegistry::default_for_locked(Task task) {
 }
 
 bool ModelRegistry::serves(Task task) const {
-  return std::any_of(specs_.begin(), specs_.end(),
-                     [task](const ModelSpec& s) { return s.serves(task); });
+  MutexLock lock(mutex_);
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [task](const Entry& e) { return !e.removed && e.spec.serves(task); });
 }
 
 LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
@@ -342,11 +358,29 @@ std::vector<ModelLease> ModelRegistry::make_room_locked(const Entry& incoming,
 }
 
 ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::string& reason) {
+  return unload_entry(name, reason, /*unregister=*/false);
+}
+
+ModelRegistry::Unloaded ModelRegistry::unregister_model(std::string_view name) {
+  return unload_entry(name, "unregistered", /*unregister=*/true);
+}
+
+ModelRegistry::Unloaded ModelRegistry::unload_entry(std::string_view name,
+                                                    const std::string& reason, bool unregister) {
   ModelLease model;
   Unloaded result;
   {
     MutexLock lock(mutex_);
     Entry& entry = find_locked(name);
+    if (unregister) {
+      if (entry.loading) {
+        // Its load would land in a removed entry; the admin retries once it is loaded.
+        throw Error(ErrorCode::kBusy,
+                    "the model '" + entry.spec.name + "' is loading; unregister it when loaded",
+                    "model");
+      }
+      entry.removed = true;  // from now on its names answer nothing
+    }
     if (!entry.model) {
       return result;
     }
@@ -362,16 +396,62 @@ ModelRegistry::Unloaded ModelRegistry::unload(std::string_view name, const std::
   return result;  // `model` is destroyed here, or when the last request holding it ends
 }
 
+ModelStatus ModelRegistry::register_model(ModelSpec spec, bool load) {
+  MutexLock lock(mutex_);
+  if (stopped_) {
+    throw Error(ErrorCode::kUnavailable, "the server is shutting down");
+  }
+  std::vector<ModelSpec> all;
+  for (const auto& e : entries_) {
+    if (!e.removed) {
+      all.push_back(e.spec);
+    }
+  }
+  all.push_back(spec);
+  try {
+    check_model_names(all, "the registered models");
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidInput, e.what(), "name");
+  }
+  entries_.push_back(Entry{.spec = std::move(spec)});
+  Entry& entry = entries_.back();  // stays valid: a deque's push_back moves no element
+  if (load) {
+    try {
+      lease_locked(entry, /*may_evict=*/true);
+    } catch (...) {
+      entry.removed = true;  // a registration whose model cannot load is taken back
+      throw;
+    }
+  }
+  return status_locked(entry);
+}
+
+ModelStatus ModelRegistry::status_locked(const Entry& e) const {
+  // busy is read before the status takes its own lease.
+  const bool busy = e.model && (e.model.use_count() > 1 || e.model->busy());
+  return {.spec = e.spec,
+          .model = e.model,
+          .loading = e.loading,
+          .busy = busy,
+          .last_error = e.last_error,
+          .loads = e.loads,
+          .unloads = e.unloads};
+}
+
 void ModelRegistry::preload() {
-  // By index: entries_ is in the order of specs_ (immutable), so only the lease needs the lock.
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    const ModelSpec& spec = specs_[i];
-    if (!spec.preload) {
+  // By index: entries only ever append (a deque), so each is looked up under the lock.
+  for (size_t i = 0;; ++i) {
+    MutexLock lock(mutex_);
+    if (i >= entries_.size()) {
+      break;
+    }
+    Entry& entry = entries_[i];
+    const ModelSpec spec = entry.spec;
+    if (!spec.preload || entry.removed) {
       continue;
     }
-    MutexLock lock(mutex_);
     try {
-      lease_locked(entries_[i], /*may_evict=*/false);
+      lease_locked(entry, /*may_evict=*/false);
     } catch (const Error& e) {
       // Preloads never unload each other: what does not fit waits for its first request.
       // A pinned model must fit.
@@ -386,15 +466,9 @@ std::vector<ModelStatus> ModelRegistry::list() const {
   MutexLock lock(mutex_);
   std::vector<ModelStatus> out;
   for (const auto& e : entries_) {
-    // busy is read before the status takes its own lease.
-    const bool busy = e.model && (e.model.use_count() > 1 || e.model->busy());
-    out.push_back({.spec = e.spec,
-                   .model = e.model,
-                   .loading = e.loading,
-                   .busy = busy,
-                   .last_error = e.last_error,
-                   .loads = e.loads,
-                   .unloads = e.unloads});
+    if (!e.removed) {
+      out.push_back(status_locked(e));
+    }
   }
   return out;
 }

@@ -9,11 +9,17 @@
 // Error(kBusy). Unloading drops the registry's reference only: a lease keeps its model alive
 // (and serving the request that holds it) until it is released.
 //
+// Models may also be registered and unregistered while the server runs (the admin endpoints
+// POST /models/register and /models/unregister): a fine-tuned model served beside the current
+// one without a restart. An unregistered model's name stops answering at once; the requests
+// that hold it finish on it.
+//
 // Threading: every method is thread-safe. One mutex guards the table; loads run outside it.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,6 +46,9 @@ struct RegistryOptions {
   // the task's default, as llama-server answers to any name. A models file sets it false, and
   // unknown names get Error(kNotFound).
   bool unknown_names_use_default = false;
+  // What a model registered at run time gets for the settings its request does not give (the
+  // command line's -np, -c, -b, --speech-parallel).
+  ModelSpec registration_defaults;
 };
 
 // What GET /v1/models and the admin endpoints show of a model (no file paths).
@@ -91,13 +100,22 @@ class ModelRegistry {
   // Error(kBusy) for a pinned model that does not fit.
   void preload();
 
+  // Adds a model (admin register): Error(kInvalidInput, "name") when its name or an alias is
+  // taken. With `load`, it is loaded now, and a failed load takes the registration back (the
+  // load's error is thrown). Returns its status.
+  ModelStatus register_model(ModelSpec spec, bool load);
+  // Removes a model (admin unregister): unloaded as by unload(), and its name no longer answers.
+  // Error(kNotFound) for an unknown name; Error(kBusy) while it is loading.
+  Unloaded unregister_model(std::string_view name);
+
   std::vector<ModelStatus> list() const;
   // The spec of the model named `name` (or an alias); Error(kNotFound) listing the names.
-  const ModelSpec& spec(std::string_view name) const;
+  ModelSpec spec(std::string_view name) const;
   // Leases on the loaded models (health, metrics, drain).
   std::vector<ModelLease> loaded() const;
   bool serves(Task task) const;  // some model of this server does
-  const std::vector<ModelSpec>& specs() const { return specs_; }
+  // The models registered now, in order (a snapshot: registrations may change it later).
+  std::vector<ModelSpec> specs() const;
   const RegistryOptions& options() const { return options_; }
   void set_observer(ModelEventObserver observer);
 
@@ -115,12 +133,13 @@ class ModelRegistry {
     std::string last_error;
     ErrorCode last_error_code = ErrorCode::kInternal;
     uint64_t loads = 0, unloads = 0, failures = 0;
+    bool removed = false;  // unregistered: kept so that references to entries stay valid
   };
 
   // By name or alias: null when none; find_locked throws Error(kNotFound) listing the names.
   Entry* entry_named_locked(std::string_view name) REQUIRES(mutex_);
   Entry& find_locked(std::string_view name) REQUIRES(mutex_);
-  Error not_found(std::string_view name) const;
+  Error not_found_locked(std::string_view name) const REQUIRES(mutex_);
   Entry* default_for_locked(Task task) REQUIRES(mutex_);
   // Returns the entry's model, waiting for or running its load (which releases mutex_ while it
   // reads files and loads, and holds it again when it returns or throws).
@@ -130,15 +149,19 @@ class ModelRegistry {
   // nothing; returns the unloaded ones (destroyed by the caller, outside the lock).
   std::vector<ModelLease> make_room_locked(const Entry& incoming, int64_t incoming_bytes,
                                            bool may_evict) REQUIRES(mutex_);
+  ModelStatus status_locked(const Entry& entry) const REQUIRES(mutex_);
+  // unload() and unregister_model(): the latter also marks the entry removed.
+  Unloaded unload_entry(std::string_view name, const std::string& reason, bool unregister);
   LoadSettings settings_for(const ModelSpec& spec) const;
   void notify(const ModelEvent& event) const;
 
-  const std::vector<ModelSpec> specs_;
   const RegistryOptions options_;
   ModelLoader loader_;
   mutable Mutex mutex_;
   CondVar loaded_cv_;
-  std::vector<Entry> entries_ GUARDED_BY(mutex_);                       // same order as specs_
+  // A deque: registering appends without moving the others (lease_locked holds a reference
+  // across its unlocked load); unregistering marks an entry removed.
+  std::deque<Entry> entries_ GUARDED_BY(mutex_);
   std::vector<std::weak_ptr<ServedModel>> retired_ GUARDED_BY(mutex_);  // maybe still leased
   bool stopped_ GUARDED_BY(mutex_) = false;
   ModelEventObserver observer_;  // set before serving

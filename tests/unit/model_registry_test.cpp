@@ -185,6 +185,37 @@ TEST_F(RegistryTest, ConcurrentRequestsAcrossModelsWithinTheBudget) {
   EXPECT_GT(served, 0);
 }
 
+TEST_F(RegistryTest, ModelsRegisterAndUnregisterWhileServing) {
+  auto registry = make({text_spec("a", /*preload=*/true)}, {.max_models = 2});
+  registry->preload();
+  auto b = text_spec("b");
+  b.aliases = {"candidate"};
+  const auto status = registry->register_model(b, /*load=*/true);
+  EXPECT_TRUE(status.model != nullptr);
+  EXPECT_EQ(registry->acquire(Task::kTextGen, "candidate")->name(), "b");
+  ASSERT_EQ(registry->specs().size(), 2u);
+  // A name or alias already answering is refused, naming the field.
+  auto clash = text_spec("c");
+  clash.aliases = {"candidate"};
+  EXPECT_EQ(error_of([&] { registry->register_model(clash, false); }).field(), "name");
+  // A registration whose load fails is taken back: the name is free again.
+  auto broken = text_spec("d");
+  broken.path = "/nonexistent/model.gguf";
+  error_of([&] { registry->register_model(broken, true); });
+  EXPECT_EQ(registry->specs().size(), 2u);
+  EXPECT_EQ(error_of([&] { registry->acquire(Task::kTextGen, "d"); }).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(registry->register_model(text_spec("d"), /*load=*/false).model == nullptr);
+  // Unregistering keeps a held lease serving and frees the name and its room.
+  const auto held = registry->acquire(Task::kTextGen, "b");
+  const auto gone = registry->unregister_model("candidate");
+  EXPECT_TRUE(gone.unloaded && gone.in_use);
+  EXPECT_EQ(error_of([&] { registry->acquire(Task::kTextGen, "b"); }).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(error_of([&] { registry->unregister_model("b"); }).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(held->name(), "b");
+  EXPECT_EQ(registry->specs().size(), 2u);  // a and d
+  EXPECT_TRUE(registry->register_model(text_spec("b"), /*load=*/false).model == nullptr);
+}
+
 TEST(ModelsFile, ReadsEveryKeyAndResolvesPathsBesideTheFile) {
   const auto specs = parse_models_text(R"(
 [[model]]
