@@ -110,6 +110,24 @@ std::string Transcript::text() const {
   return trim(all);
 }
 
+std::string TranscriptDeltas::next(const SpeechSegment& segment) {
+  std::string text = held_ + segment.text;
+  held_.clear();
+  if (!started_) {
+    const auto b = text.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) {
+      return {};
+    }
+    text.erase(0, b);
+    started_ = true;
+  }
+  const auto e = text.find_last_not_of(" \t\r\n");
+  const size_t keep = e == std::string::npos ? 0 : e + 1;
+  held_ = text.substr(keep);
+  text.resize(keep);
+  return text;
+}
+
 TranscriptFormat parse_transcript_format(const std::string& name, const std::string& field) {
   if (name == "json") return TranscriptFormat::kJson;
   if (name == "text" || name == "txt") return TranscriptFormat::kText;

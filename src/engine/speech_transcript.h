@@ -32,6 +32,19 @@ const char* transcript_content_type(TranscriptFormat format);
 // Renders the transcript. `words` adds word timestamps to verbose_json (when segments have them).
 std::string render_transcript(const Transcript& t, TranscriptFormat format, bool words = false);
 
+// A transcript streamed segment by segment: next() gives the text to send for each new segment,
+// so that what was sent, concatenated, is exactly Transcript::text() of the segments (the
+// leading whitespace dropped, trailing whitespace held back until more text follows it). One
+// per stream; not thread-safe.
+class TranscriptDeltas {
+ public:
+  std::string next(const SpeechSegment& segment);
+
+ private:
+  bool started_ = false;
+  std::string held_;  // whitespace after the last text sent
+};
+
 // "00:01:02,345" (SRT) or "00:01:02.345" (VTT).
 std::string cue_time(double seconds, char millis_separator);
 

@@ -281,9 +281,6 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
     invalid("task 'text-gen' takes no uploaded file; send 'input' as text", "input");
   }
   if (r.task == "speech-transcribe") {
-    if (r.stream) {
-      invalid("task 'speech-transcribe' does not stream", "stream");
-    }
     r.speech = read_speech_params(params);
     if (!has_upload && !r.input) {
       invalid("field 'input' (the audio: base64, a data URL, or an uploaded file) is required",

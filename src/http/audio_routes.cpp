@@ -27,6 +27,31 @@ scheduler::SpeechOutcome transcribe(const Services& services, Exchange& ex) {
   return outcome;
 }
 
+// OpenAI's streamed transcription: a transcript.text.delta event per window's new text, then
+// transcript.text.done with the whole text (the deltas' concatenation) and the audio's duration.
+void stream_openai_transcript(const Services& services, Exchange& ex, ApiResponse& res) {
+  const pipeline::Submission s = submit_call(services, ex);
+  note_submission(ex, s, "", true);
+  auto deltas = std::make_shared<engine::TranscriptDeltas>();
+  counted_stream_speech(
+      ex.shared_from_this(), res, s.speech,
+      {.keep_alive = s.keep_alive,
+       .segment =
+           [deltas](const engine::SpeechSegment& segment) {
+             const std::string delta = deltas->next(segment);
+             return delta.empty()
+                        ? std::string()
+                        : sse_event(Json{{"type", "transcript.text.delta"}, {"delta", delta}});
+           },
+       .closing =
+           [](const scheduler::SpeechOutcome& o) {
+             return sse_event(
+                 Json{{"type", "transcript.text.done"},
+                      {"text", o.transcript.text()},
+                      {"usage", {{"type", "duration"}, {"seconds", o.transcript.duration}}}});
+           }});
+}
+
 // OpenAI's form: file, model, language, prompt, temperature, response_format,
 // timestamp_granularities[].
 void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& res, Exchange& ex,
@@ -43,6 +68,7 @@ void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& 
   std::string model_name;
   std::string format_name = "json";
   bool granularities = false;
+  bool stream = false;
   // A text field sent as a file part (some clients do) is read as a text field.
   std::vector<std::pair<std::string, std::string>> text_parts;
   for (const auto& part : req.form) {
@@ -87,15 +113,16 @@ void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& 
       }
       granularities = true;
     } else if (name == "stream") {
-      if (value == "true") {
-        throw Error(ErrorCode::kInvalidInput, "streamed transcriptions are not supported",
-                    "stream");
+      if (value != "true" && value != "false") {
+        throw Error(ErrorCode::kInvalidInput,
+                    "the form field 'stream' must be true or false, not '" + value + "'", "stream");
       }
+      stream = value == "true";
     } else {
       throw Error(ErrorCode::kInvalidInput,
                   "unknown form field '" + name + "'; fields: file, model, " +
                       (translate ? "" : "language, ") +
-                      "prompt, temperature, response_format, timestamp_granularities[]",
+                      "prompt, temperature, response_format, timestamp_granularities[], stream",
                   name);
     }
   }
@@ -113,15 +140,29 @@ void openai_audio(const Services& services, const ApiRequest& req, ApiResponse& 
                 "timestamp_granularities[] needs response_format 'verbose_json'",
                 "timestamp_granularities[]");
   }
+  if (stream && format != engine::TranscriptFormat::kJson &&
+      format != engine::TranscriptFormat::kText) {
+    // OpenAI's stream is text deltas and the whole text: no cues or segments to stream.
+    throw Error(ErrorCode::kInvalidInput,
+                "stream=true sends text events (transcript.text.delta, transcript.text.done): "
+                "use response_format json or text, not '" +
+                    format_name + "'",
+                "response_format");
+  }
   auto& call = ex.call;
   call.task = runtime::Task::kSpeechTranscribe;
   call.model = model_name;
+  call.stream = stream;
   call.speech = args;
   call.audio = pipeline::AudioInput{.data = std::string(file->content),
                                     .is_bytes = true,
                                     .field = "file",
                                     .language_field = "language",
                                     .translate_field = "translate"};
+  if (stream) {
+    stream_openai_transcript(services, ex, res);
+    return;
+  }
   const auto outcome = transcribe(services, ex);
   res.content_type = engine::transcript_content_type(format);
   res.body = engine::render_transcript(outcome.transcript, format, args.words);
@@ -140,10 +181,57 @@ Json segment_json(const engine::SpeechSegment& s, bool words) {
   return j;
 }
 
+// /v1/inference's stream for speech: an event per window's new text ({"id", "task", "output"},
+// with the segment's times when timestamps were asked for), then the closing event (the
+// non-streamed answer's fields, output "") and [DONE]. The outputs concatenated are the
+// non-streamed output.
+void stream_speech_inference(const Services& services, Exchange& ex, ApiResponse& res) {
+  const pipeline::Submission s = submit_call(services, ex);
+  const std::string id = new_request_id("inf-");
+  note_submission(ex, s, id, true);
+  auto deltas = std::make_shared<engine::TranscriptDeltas>();
+  const auto args = ex.call.speech;
+  counted_stream_speech(
+      ex.shared_from_this(), res, s.speech,
+      {.keep_alive = s.keep_alive,
+       .segment =
+           [deltas, id, args](const engine::SpeechSegment& segment) {
+             const std::string delta = deltas->next(segment);
+             if (delta.empty() && !args.timestamps) {
+               return std::string();
+             }
+             Json event = {{"id", id}, {"task", "speech-transcribe"}, {"output", delta}};
+             if (args.timestamps) {
+               event["segment"] = segment_json(segment, args.words);
+             }
+             return sse_event(event);
+           },
+       .closing =
+           [id, model = s.model, route = ex.call.executor](const scheduler::SpeechOutcome& o) {
+             const Json end = {{"id", id},
+                               {"task", "speech-transcribe"},
+                               {"model", model},
+                               {"route", route},
+                               {"output", ""},
+                               {"language", o.transcript.language},
+                               {"duration", o.transcript.duration},
+                               {"usage", {{"audio_seconds", o.transcript.duration}}},
+                               {"timings",
+                                {{"queue_ms", o.queue_ms},
+                                 {"process_ms", o.process_ms},
+                                 {"windows", o.windows}}}};
+             return sse_event(end) + sse_done();
+           }});
+}
+
 }  // namespace
 
 void answer_speech_inference(const Services& services, Exchange& ex, ApiResponse& res) {
   const auto& args = ex.call.speech;
+  if (ex.call.stream) {
+    stream_speech_inference(services, ex, res);
+    return;
+  }
   const auto o = transcribe(services, ex);
   Json out = {{"id", new_request_id("inf-")},
               {"task", "speech-transcribe"},

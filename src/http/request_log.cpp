@@ -90,6 +90,16 @@ void count(Exchange& ex, int status, std::string error_type) {
   c.duration_ms = seconds_since(r.start) * 1000;
   if (r.submitted) {
     c.usage = usage_of(r);
+    if (r.generation && !c.usage.error && status < 400) {
+      // The answer the client got, for the capture stage (it reads it off the request path).
+      const auto& o = r.generation->wait();
+      c.answer = pipeline::Completion::Answer{
+          .response_id = r.response_id,
+          .text = o.result.text,
+          .parser = r.parser,
+          .finish_reason = engine::finish_reason_name(o.result.reason),
+          .ttft_ms = o.result.completion_tokens > 0 ? o.queue_ms + o.result.prompt_ms : 0};
+    }
   }
   c.usage.model = r.model;
   if (error_type.empty() && c.usage.error) {
@@ -287,7 +297,35 @@ void note_submission(Exchange& exchange, const pipeline::Submission& submission,
   r.embedding = submission.embedding;
   r.response_id = std::move(response_id);
   r.stream = stream;
+  r.parser = submission.parser;
 }
+
+namespace {
+
+// A stream's closing events, wrapped to count the request when they are made (its headers went
+// out with 200; an error event names its error).
+template <class Outcome>
+std::function<std::string(const Outcome&)> counted_closing(
+    const std::weak_ptr<Exchange>& weak, std::function<std::string(const Outcome&)> closing) {
+  return [weak, closing = std::move(closing)](const Outcome& o) {
+    std::string bytes = closing(o);
+    if (const auto ex = weak.lock()) {
+      count(*ex, 200, o.error ? error_code_name(o.error->code()) : "");
+    }
+    return bytes;
+  };
+}
+
+// Writes the stream's log line when it ends.
+std::function<void()> log_when_released(const std::weak_ptr<Exchange>& weak) {
+  return [weak] {
+    if (const auto ex = weak.lock()) {
+      complete_deferred(*ex, {.capture_text = ex->record.deferred_capture_text});
+    }
+  };
+}
+
+}  // namespace
 
 void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
                                std::shared_ptr<scheduler::Generation> generation,
@@ -295,20 +333,15 @@ void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiRes
   // Weak: the exchange is the response's user data, which outlives the stream's release (the
   // response runs it in its destructor, before its members go); the closures need no share of it.
   std::weak_ptr<Exchange> weak = exchange;
-  format.closing = [weak,
-                    closing = std::move(format.closing)](const scheduler::GenerationOutcome& o) {
-    std::string bytes = closing(o);
-    if (const auto ex = weak.lock()) {
-      // Its headers went out with 200; an error event names its error.
-      count(*ex, 200, o.error ? error_code_name(o.error->code()) : "");
-    }
-    return bytes;
-  };
-  stream_generation(res, std::move(generation), std::move(format), [weak] {
-    if (const auto ex = weak.lock()) {
-      complete_deferred(*ex, {.capture_text = ex->record.deferred_capture_text});
-    }
-  });
+  format.closing = counted_closing(weak, std::move(format.closing));
+  stream_generation(res, std::move(generation), std::move(format), log_when_released(weak));
+}
+
+void counted_stream_speech(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
+                           std::shared_ptr<scheduler::SpeechJob> job, SpeechStreamFormat format) {
+  std::weak_ptr<Exchange> weak = exchange;
+  format.closing = counted_closing(weak, std::move(format.closing));
+  stream_speech(res, std::move(job), std::move(format), log_when_released(weak));
 }
 
 void begin_request(Exchange& exchange, std::string_view method, std::string_view path,

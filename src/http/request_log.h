@@ -49,6 +49,10 @@ void counted_stream_generation(const std::shared_ptr<Exchange>& exchange, ApiRes
                                std::shared_ptr<scheduler::Generation> generation,
                                StreamFormat format);
 
+// stream_speech(), counted the same way.
+void counted_stream_speech(const std::shared_ptr<Exchange>& exchange, ApiResponse& res,
+                           std::shared_ptr<scheduler::SpeechJob> job, SpeechStreamFormat format);
+
 struct RequestLogOptions {
   bool capture_text = false;  // add the request body and the generated text to the log line
 };

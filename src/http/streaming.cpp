@@ -31,50 +31,22 @@ std::string sse_error(const Error& error) {
 
 namespace {
 
-struct StreamState {
-  std::shared_ptr<scheduler::Generation> generation;
-  StreamFormat format;
-  bool opened = false;
-};
-
-// One call of the writer: sends what is new. False: the client is gone, or the stream ended.
-bool pump(StreamState& st, ChunkSink& sink) {
-  auto send = [&](const std::string& bytes) {
-    if (bytes.empty()) {
-      return true;
-    }
-    if (sink.write(bytes)) {
-      return true;
-    }
-    st.generation->cancel();  // the client went away
-    return false;
-  };
-  if (!st.opened) {
-    st.opened = true;
-    if (st.format.opening && !send(st.format.opening())) {
-      return false;
-    }
+// Sends `bytes` (nothing when empty); a failed write means the client went away: the job is
+// cancelled and false returned.
+template <class Job>
+bool send_or_cancel(ChunkSink& sink, Job& job, const std::string& bytes) {
+  if (bytes.empty() || sink.write(bytes)) {
+    return true;
   }
-  bool finished = false;
-  const std::string text = st.generation->take_text(std::chrono::milliseconds(100), finished);
-  if (!text.empty() && !send(st.format.piece(text))) {
-    return false;
-  }
-  if (finished) {
-    const auto& outcome = st.generation->wait();
-    if (!send(outcome.error ? sse_error(*outcome.error) : st.format.closing(outcome))) {
-      return false;
-    }
-    sink.done();
-    return false;
-  }
-  return true;
+  job.cancel();
+  return false;
 }
 
-// Whatever went wrong while streaming: stop the generation, send one error event, close.
-bool fail(StreamState& st, ChunkSink& sink, const Error& error) noexcept {
+// Whatever went wrong while streaming: stop the job, send one error event, close.
+template <class Job>
+bool fail(Job& job, ChunkSink& sink, const Error& error) noexcept {
   try {
-    st.generation->cancel();
+    job.cancel();
     if (sink.write(sse_error(error))) {
       sink.done();
     }
@@ -83,30 +55,29 @@ bool fail(StreamState& st, ChunkSink& sink, const Error& error) noexcept {
   return false;
 }
 
-}  // namespace
-
-void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Generation>& generation,
-                       StreamFormat format, std::function<void()> on_release) {
+// Makes `res` an event stream written by `pump(sink)` (false: ended), with every exception
+// turned into the error event, and `job` cancelled when the stream ends early.
+template <class Job, class Pump>
+void event_stream(ApiResponse& res, const std::shared_ptr<Job>& job, Pump pump,
+                  std::function<void()> on_release) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // let reverse proxies pass events through
   res.content_type = "text/event-stream";
-  auto state = std::make_shared<StreamState>(
-      StreamState{.generation = generation, .format = std::move(format)});
-  res.stream = [state](ChunkSink& sink) noexcept {
+  res.stream = [job, pump = std::move(pump)](ChunkSink& sink) mutable noexcept {
     try {
-      return pump(*state, sink);
+      return pump(sink);
     } catch (const Error& e) {
-      return fail(*state, sink, e);
+      return fail(*job, sink, e);
     } catch (const std::exception& e) {
-      return fail(*state, sink,
+      return fail(*job, sink,
                   Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
     } catch (...) {
-      return fail(*state, sink, Error(ErrorCode::kInternal, "internal error"));
+      return fail(*job, sink, Error(ErrorCode::kInternal, "internal error"));
     }
   };
-  res.on_stream_end = [generation, on_release = std::move(on_release)](bool completed) noexcept {
+  res.on_stream_end = [job, on_release = std::move(on_release)](bool completed) noexcept {
     if (!completed) {
-      generation->cancel();
+      job->cancel();
     }
     if (on_release) {
       try {
@@ -115,6 +86,58 @@ void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Genera
       }
     }
   };
+}
+
+constexpr std::chrono::milliseconds kPumpWait{100};
+
+// The job ended: its closing events (or its error's), then the end of the stream. Returns
+// false, the writer's "ended".
+template <class Job, class Closing>
+bool send_closing(ChunkSink& sink, Job& job, const Closing& closing) {
+  const auto& outcome = job.wait();
+  if (send_or_cancel(sink, job, outcome.error ? sse_error(*outcome.error) : closing(outcome))) {
+    sink.done();
+  }
+  return false;
+}
+
+}  // namespace
+
+void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Generation>& generation,
+                       StreamFormat format, std::function<void()> on_release) {
+  // One call of the writer sends what is new; false: the client is gone, or the stream ended.
+  auto pump = [generation, format = std::move(format), opened = false](ChunkSink& sink) mutable {
+    auto& g = *generation;
+    if (!opened) {
+      opened = true;
+      if (format.opening && !send_or_cancel(sink, g, format.opening())) {
+        return false;
+      }
+    }
+    bool finished = false;
+    const std::string text = g.take_text(kPumpWait, finished);
+    if (!text.empty() && !send_or_cancel(sink, g, format.piece(text))) {
+      return false;
+    }
+    return finished ? send_closing(sink, g, format.closing) : true;
+  };
+  event_stream(res, generation, std::move(pump), std::move(on_release));
+}
+
+void stream_speech(ApiResponse& res, const std::shared_ptr<scheduler::SpeechJob>& job,
+                   SpeechStreamFormat format, std::function<void()> on_release) {
+  auto pump = [job, format = std::move(format), seen = size_t{0}](ChunkSink& sink) mutable {
+    auto& j = *job;
+    bool finished = false;
+    for (const auto& segment : j.take_segments(seen, kPumpWait, finished)) {
+      ++seen;
+      if (!send_or_cancel(sink, j, format.segment(segment))) {
+        return false;
+      }
+    }
+    return finished ? send_closing(sink, j, format.closing) : true;
+  };
+  event_stream(res, job, std::move(pump), std::move(on_release));
 }
 
 }  // namespace mmserve::http

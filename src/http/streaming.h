@@ -22,6 +22,7 @@
 #include "http/exchange.h"
 #include "pipeline/call.h"
 #include "scheduler/generation.h"
+#include "scheduler/speech_scheduler.h"
 
 namespace mmserve::http {
 
@@ -57,5 +58,19 @@ struct StreamFormat {
 // stream ended, however it ended, on the request's worker thread.
 void stream_generation(ApiResponse& res, const std::shared_ptr<scheduler::Generation>& generation,
                        StreamFormat format, std::function<void()> on_release = nullptr);
+
+// A transcription's stream: events for each segment as its window ends, then the closing ones.
+// The same rules as stream_generation(): a failure ends it with one error event; a client that
+// leaves cancels the job.
+struct SpeechStreamFormat {
+  std::shared_ptr<const void> keep_alive;  // the lease on the speech model
+  // For each new segment (in order): its events, possibly none.
+  std::function<std::string(const engine::SpeechSegment&)> segment;
+  // After the job completed: the final event(s).
+  std::function<std::string(const scheduler::SpeechOutcome&)> closing;
+};
+
+void stream_speech(ApiResponse& res, const std::shared_ptr<scheduler::SpeechJob>& job,
+                   SpeechStreamFormat format, std::function<void()> on_release = nullptr);
 
 }  // namespace mmserve::http

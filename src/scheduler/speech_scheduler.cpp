@@ -60,6 +60,43 @@ bool SpeechJob::wait_for(std::chrono::milliseconds wait) {
   return false;
 }
 
+std::vector<engine::SpeechSegment> SpeechJob::take_segments(size_t seen,
+                                                            std::chrono::milliseconds wait,
+                                                            bool& finished) {
+  MutexLock lock(mutex_);
+  const auto until = std::min(deadline_, Clock::now() + wait);
+  while (!outcome_.has_value() && published_.size() <= seen) {
+    if (changed_.wait_until(mutex_, until) == std::cv_status::timeout) {
+      break;
+    }
+  }
+  finished = outcome_.has_value();
+  std::vector<engine::SpeechSegment> out;
+  if (seen < published_.size()) {
+    out.assign(published_.begin() + static_cast<std::ptrdiff_t>(seen), published_.end());
+  }
+  if (!finished && out.empty() && Clock::now() >= deadline_) {
+    lock.unlock();
+    expire();
+  }
+  return out;
+}
+
+void SpeechJob::publish(const std::vector<engine::SpeechSegment>& segments,
+                        const std::string& language) {
+  {
+    MutexLock lock(mutex_);
+    published_.insert(published_.end(), segments.begin(), segments.end());
+    published_language_ = language;
+  }
+  changed_.notify_all();
+}
+
+std::string SpeechJob::published_language() const {
+  MutexLock lock(mutex_);
+  return published_language_;
+}
+
 void SpeechJob::expire() {
   timed_out_.store(true);
   cancel();
@@ -384,6 +421,9 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
       auto& t = a->outcome.transcript;
       if (t.language.empty()) t.language = result.language;  // detected once, then kept
       a->context.clear();
+      if (a->request.stream) {
+        a->job->publish(result.segments, t.language);  // before the outcome: never after it
+      }
       for (auto& seg : result.segments) {
         a->context.insert(a->context.end(), seg.tokens.begin(), seg.tokens.end());
         t.segments.push_back(std::move(seg));

@@ -49,6 +49,7 @@ struct SpeechRequest {
   float temperature = 0;  // 0: greedy, with Whisper's fallback to higher temperatures
   bool word_timestamps = false;
   std::vector<int32_t> prompt;  // initial prompt tokens (conditions the first window)
+  bool stream = false;          // publish each window's segments as it ends (take_segments)
 };
 
 struct SpeechOutcome {
@@ -83,6 +84,11 @@ class SpeechJob {
   // true when the outcome is in.
   bool wait_for(std::chrono::milliseconds wait);
   bool finished() const;
+  // Streaming (SpeechRequest::stream): the segments published after the first `seen`, in order,
+  // waiting up to `wait` (and at most until the deadline, which cancels the job as wait() does)
+  // for some. `finished` is set when the outcome is in: nothing more will be published.
+  std::vector<engine::SpeechSegment> take_segments(size_t seen, std::chrono::milliseconds wait,
+                                                   bool& finished);
   // Stops the job soon; its outcome says cancelled, with `why` as its error code (kCancelled:
   // the client went away; kUnavailable: shutdown).
   void cancel(ErrorCode why = ErrorCode::kCancelled);
@@ -91,6 +97,10 @@ class SpeechJob {
   const std::atomic<bool>* abort_flag() const { return &cancelled_; }
   bool cancel_requested() const { return cancelled_.load(); }
   void finish(SpeechOutcome outcome);
+  // A window's segments, as it ends (streaming jobs); `language` is the transcript's so far.
+  void publish(const std::vector<engine::SpeechSegment>& segments, const std::string& language);
+  // The language published with the latest window ("" before the first).
+  std::string published_language() const;
   void attach(std::weak_ptr<SpeechSchedulerCore> core);
 
  private:
@@ -100,6 +110,8 @@ class SpeechJob {
   mutable Mutex mutex_;
   CondVar changed_;
   std::optional<SpeechOutcome> outcome_ GUARDED_BY(mutex_);
+  std::vector<engine::SpeechSegment> published_ GUARDED_BY(mutex_);
+  std::string published_language_ GUARDED_BY(mutex_);
   std::weak_ptr<SpeechSchedulerCore> core_ GUARDED_BY(mutex_);
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> timed_out_{false};

@@ -141,7 +141,8 @@ BAD_REQUESTS = [
     ({"timestamp_granularities[]": "word"}, "timestamp_granularities[]"),  # needs verbose_json
     ({"timestamp_granularities[]": "phoneme", "response_format": "verbose_json"},
      "timestamp_granularities[]"),
-    ({"stream": "true"}, "stream"),
+    ({"stream": "yes"}, "stream"),
+    ({"stream": "true", "response_format": "srt"}, "response_format"),  # streams text events
     ({"speaker": "alice"}, "speaker"),
 ]
 
@@ -159,7 +160,7 @@ def test_bad_inference_requests_name_the_field(server):
         ({"task": "speech-transcribe"}, "input"),
         ({"task": "speech-transcribe", "input": "%%% not base64 %%%"}, "input"),
         ({"task": "speech-transcribe", "input": "data:audio/wav,raw"}, "input"),
-        ({"task": "speech-transcribe", "input": wav, "stream": True}, "stream"),
+        ({"task": "speech-transcribe", "input": wav, "stream": "yes"}, "stream"),
         ({"task": "speech-transcribe", "input": wav, "parameters": {"language": 5}},
          "parameters.language"),
         ({"task": "speech-transcribe", "input": wav, "parameters": {"temperature": -1}},

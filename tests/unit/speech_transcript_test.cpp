@@ -101,5 +101,29 @@ TEST(SpeechTranscript, FormatNames) {
   }
 }
 
+// Streamed deltas concatenated are the whole text, whatever whitespace the segments carry.
+TEST(SpeechTranscript, DeltasAddUpToTheText) {
+  const std::vector<std::vector<std::string>> cases = {
+      {" Hello", " world.", " Bye "},
+      {"  ", "\n", " first", "   ", " second\n", " "},
+      {"", "a", "b", " c"},
+      {"   "},
+      {},
+  };
+  for (const auto& texts : cases) {
+    Transcript t;
+    TranscriptDeltas deltas;
+    std::string sent;
+    for (const auto& text : texts) {
+      SpeechSegment s;
+      s.text = text;
+      t.segments.push_back(s);
+      sent += deltas.next(s);
+      EXPECT_EQ(t.text().substr(0, sent.size()), sent);  // never ahead of the text
+    }
+    EXPECT_EQ(sent, t.text());
+  }
+}
+
 }  // namespace
 }  // namespace mmserve::engine

@@ -198,6 +198,7 @@ pipeline::Submission LocalExecutor::submit_speech(pipeline::Call& call,
   scheduler::SpeechRequest request;
   request.language = model->resolve_language(args.language, audio.language_field);
   request.translate = args.translate;
+  request.stream = call.stream;  // segments published per window for the edge to stream
   if (args.translate && !model->multilingual()) {
     throw Error(ErrorCode::kInvalidInput,
                 "the speech model " + model->id() + " is English-only; it cannot translate",
