@@ -44,6 +44,9 @@ constexpr const char* kServeUsage =
       --speech-parallel N   transcription windows run at once, one whisper state each (default 2)
       --speech-threads N  CPU threads for speech beside a text model (default: half of -t; the
                           text model gets the rest)
+      --speech-window-threads N  the least threads a transcription window runs with (default
+                          2): at most speech threads / N windows run at once, each at full
+                          speed; the next window is the request with the least audio left
       --max-audio-bytes N   largest audio file accepted, encoded (default 26214400)
       --max-audio-seconds S longest audio accepted (default 3600)
       --host ADDR         listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
@@ -340,6 +343,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--vad-model",
                "--speech-parallel",
                "--speech-threads",
+               "--speech-window-threads",
                "--max-audio-bytes",
                "--max-audio-seconds",
                "--privacy-policy",
@@ -407,6 +411,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   }
   ro.registry.max_models = positive(p, "--max-models", 0, 0);
   ro.registry.speech_threads = positive(p, "--speech-threads", 0, 0);
+  ro.registry.speech_window_threads = positive(p, "--speech-window-threads", 2);
   ro.registry.threads = positive(p, "--threads", 0, 0);
   ro.registry.queue_size = positive(p, "--queue-size", 64, 0);
   ro.audio_limits.max_bytes = static_cast<size_t>(

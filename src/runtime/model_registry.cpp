@@ -149,7 +149,9 @@ LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
   const int32_t total = options_.threads > 0 ? options_.threads : engine::default_thread_count();
   const int32_t speech_share =
       options_.speech_threads > 0 ? options_.speech_threads : std::max(1, total / 2);
-  LoadSettings s{.threads = 0, .queue_size = options_.queue_size};
+  LoadSettings s{.threads = 0,
+                 .queue_size = options_.queue_size,
+                 .speech_window_threads = options_.speech_window_threads};
   if (spec.kind == ModelKind::kSpeech) {
     s.threads =
         text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);

@@ -147,8 +147,10 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
     }
     served->speech_ = std::make_unique<scheduler::SpeechScheduler>(
         std::move(states), std::move(vad),
-        scheduler::SpeechSchedulerOptions{.threads = std::max(1, threads),
-                                          .queue_size = settings.queue_size});
+        scheduler::SpeechSchedulerOptions{
+            .threads = std::max(1, threads),
+            .min_threads_per_window = std::max(1, settings.speech_window_threads),
+            .queue_size = settings.queue_size});
     observe_speech_metrics(*served->speech_);
     served->speech_model_ = std::move(model);
   } else {

@@ -27,6 +27,7 @@ struct LoadSettings {
   int32_t threads = 0;  // engine threads (0 = every core), from the server's split
   int32_t queue_size = 64;
   int64_t memory_bytes = 0;  // estimate_model_bytes, made by the caller; 0 = load estimates it
+  int32_t speech_window_threads = 2;  // speech: the least threads a window runs with
 };
 
 // Memory a model takes once loaded, estimated from its files before loading it: the weights,

@@ -18,6 +18,10 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 // Whisper conditions a window on at most n_text_ctx / 2 tokens of earlier text (224).
 constexpr size_t kContextTokens = 224;
 
+double window_seconds(const engine::AudioWindow& w) {
+  return static_cast<double>(w.end - w.begin) / media::kSpeechSampleRate;
+}
+
 }  // namespace
 
 // ---- SpeechJob ----
@@ -153,6 +157,8 @@ struct SpeechScheduler::Active {
   bool running = false;      // one of its windows is running
   uint64_t last_served = 0;  // tick of its last window start; 0 = never served
   uint64_t arrival = 0;
+  double remaining_s = 0;  // audio of the windows not run yet
+  double credit_s = 0;     // aging: others' audio run while it waited, since it was last served
   std::vector<int32_t> context;  // what the next window is conditioned on
   SpeechOutcome outcome;
   Clock::time_point submitted;
@@ -197,6 +203,7 @@ std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
   a->context = request.prompt;
   a->request = std::move(request);
   a->windows = std::move(windows);
+  for (const auto& w : a->windows) a->remaining_s += window_seconds(w);
   a->submitted = Clock::now();
   a->outcome.transcript.language = a->request.language;
   {
@@ -280,14 +287,32 @@ SpeechScheduler::Active* SpeechScheduler::pick_locked(std::vector<std::shared_pt
       it = active_.erase(it);
       continue;
     }
-    if (!a.running && a.next < a.windows.size() &&
-        (best == nullptr || a.last_served < best->last_served ||
-         (a.last_served == best->last_served && a.arrival < best->arrival))) {
+    if (!a.running && a.next < a.windows.size() && (best == nullptr || comes_before(a, *best))) {
       best = &a;
     }
     ++it;
   }
   return best;
+}
+
+bool SpeechScheduler::comes_before(const Active& a, const Active& b) const {
+  const double score_a = a.remaining_s - options_.aging * a.credit_s;
+  const double score_b = b.remaining_s - options_.aging * b.credit_s;
+  if (score_a != score_b) return score_a < score_b;
+  if ((a.last_served == 0) != (b.last_served == 0)) return a.last_served == 0;
+  return a.arrival < b.arrival;
+}
+
+int64_t SpeechScheduler::window_limit() const {
+  const int64_t by_threads =
+      std::max<int64_t>(1, options_.threads / std::max(1, options_.min_threads_per_window));
+  return std::min<int64_t>(static_cast<int64_t>(runners_.size()), by_threads);
+}
+
+bool SpeechScheduler::room_for_window_locked() const {
+  if (running_ == 0) return true;
+  return running_ < window_limit() &&
+         options_.threads - threads_in_use_ >= std::max(1, options_.min_threads_per_window);
 }
 
 void SpeechScheduler::finish(Active& a) {
@@ -316,10 +341,10 @@ int32_t SpeechScheduler::threads_for_window_locked() const {
   const auto waiting = std::count_if(active_.begin(), active_.end(), [](const auto& a) {
     return !a->running && a->next < a->windows.size();
   });
-  const auto expected = std::min<int64_t>(static_cast<int64_t>(runners_.size()),
-                                          running_ + static_cast<int64_t>(waiting));
+  const auto expected = std::min<int64_t>(window_limit(), running_ + static_cast<int64_t>(waiting));
   const auto share = options_.threads / std::max<int64_t>(1, expected);
-  // Never more than what running windows leave free, but always one.
+  // Never more than what running windows leave free (room_for_window_locked keeps that at the
+  // minimum or more), but always one.
   return static_cast<int32_t>(
       std::max<int64_t>(1, std::min<int64_t>(share, options_.threads - threads_in_use_)));
 }
@@ -351,6 +376,9 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     const bool my_turn = idle_at == idle_.end() || idle_at + 1 == idle_.end();
     std::vector<std::shared_ptr<Active>> dropped;
     Active* picked = my_turn ? pick_locked(dropped) : nullptr;
+    if (picked != nullptr && !room_for_window_locked()) {
+      picked = nullptr;  // a running window ends first, and wakes the workers
+    }
     if (!dropped.empty()) {
       lock.unlock();
       for (auto& d : dropped) finish(*d);
@@ -376,6 +404,12 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     a->last_served = ++tick_;
     ++running_;
     const engine::AudioWindow w = a->windows[a->next];
+    a->credit_s = 0;  // served: its credit is spent
+    for (const auto& other : active_) {
+      if (other != a && !other->running && other->next < other->windows.size()) {
+        other->credit_s += window_seconds(w);  // it waits while this window runs
+      }
+    }
     engine::WindowTask task;
     task.samples = std::span<const float>(a->request.samples).subspan(w.begin, w.end - w.begin);
     task.offset = static_cast<double>(w.begin) / media::kSpeechSampleRate;
@@ -432,6 +466,7 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
         a->context.erase(a->context.begin(), a->context.end() - kContextTokens);
       }
       a->outcome.window_ms.push_back(result.ms);
+      a->remaining_s -= window_seconds(w);
       ++a->next;
       done = a->next == a->windows.size();
     }

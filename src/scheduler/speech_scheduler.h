@@ -1,20 +1,24 @@
-// The speech scheduler: a pool of whisper states (--speech-parallel) shared fairly by every
-// transcription in flight.
+// The speech scheduler: a pool of whisper states (--speech-parallel) shared by every
+// transcription in flight, scheduled by what finishes first.
 //
 // A request's audio is cut into windows of at most 30 s (at quiet points, or around speech when
 // a VAD model is loaded). A request's windows run in order, one at a time, each conditioned on
 // the previous window's text, as Whisper itself works. Whenever a state is free it takes the
-// next window of the request served least recently (never-served requests first, oldest first):
-// round-robin across requests. So a 2-second request that arrives while a 60-second one runs
-// waits for at most one window, not for the whole long request.
+// next window of the request with the least audio left (shortest remaining first: a burst of
+// clips finishes shortest first, which minimises their mean latency), less an aging credit: every
+// second of audio other requests' windows take while a request waits counts as `aging` (0.25)
+// seconds less of its own, and the credit is spent when it is served. So a long request is never
+// starved by a stream of short ones, and a short request that arrives while a long one runs
+// waits for that window only (unless an older request has waited long enough to outrank it).
+// Ties go to the request not served yet, then to the first to arrive.
 //
-// CPU threads: the scheduler has a budget (its share of --threads). A window that starts gets the
-// budget divided by the windows about to run (running, itself, and those waiting for a free
-// state, at most one per state), but no more than the running windows leave free, and at least
-// one. So one request alone uses the whole budget and a burst splits it evenly. A window keeps
-// its count until it ends (whisper.cpp fixes it per call): a request arriving while others use
-// the whole budget runs with one thread beside them, exceeding the budget by that one thread
-// for at most one window's time.
+// CPU threads: the scheduler has a budget (its share of --threads) and a minimum per window
+// (--speech-window-threads): at most budget / minimum windows run at once, so each runs at the
+// speed its threads give rather than all crawling on a fraction of a core. A window that starts
+// gets the budget divided by the windows about to run (running, itself, and those waiting for a
+// free state, within that limit), but no more than the running windows leave free. A window
+// keeps its count until it ends (whisper.cpp fixes it per call), so a request arriving while
+// another holds the whole budget starts when that window ends.
 //
 // Deadlines and cancellation: SpeechJob::wait() enforces the deadline; cancel() (client gone,
 // shutdown) stops a running window within one ggml graph and drops the rest.
@@ -120,7 +124,9 @@ class SpeechJob {
 };
 
 struct SpeechSchedulerOptions {
-  int32_t threads = 1;      // CPU thread budget shared by running windows
+  int32_t threads = 1;                 // CPU thread budget shared by running windows
+  int32_t min_threads_per_window = 2;  // windows run at once: at most threads / this (>= 1)
+  double aging = 0.25;      // seconds of credit per second of others' audio run while waiting
   int32_t queue_size = 64;  // requests waiting beyond those running; more are refused (kBusy)
   double window_seconds = engine::kWindowSeconds;
 };
@@ -165,12 +171,19 @@ class SpeechScheduler {
   void work(engine::WindowRunner& runner, size_t index);
   // Threads for a window starting now (see the class comment).
   int32_t threads_for_window_locked() const REQUIRES(core_->mutex);
+  // Windows that may run at once: the budget at its minimum per window, within the states.
+  int64_t window_limit() const;
+  // Whether another window may start now (the limit, and the threads the running ones leave).
+  bool room_for_window_locked() const REQUIRES(core_->mutex);
   // A request submitted now would be refused (kBusy).
   bool queue_full_locked() const REQUIRES(core_->mutex);
   // Finishes requests cancelled while queued, even when every state is busy.
   void reap();
   // The next window to run, or null. Finishes jobs cancelled while waiting.
   Active* pick_locked(std::vector<std::shared_ptr<Active>>& finished) REQUIRES(core_->mutex);
+  // The scheduling order: shortest remaining audio less the aging credit, then never served,
+  // then arrival.
+  bool comes_before(const Active& a, const Active& b) const REQUIRES(core_->mutex);
   void finish(Active& a) EXCLUDES(core_->mutex);
 
   std::vector<std::unique_ptr<engine::WindowRunner>> runners_;

@@ -3,13 +3,14 @@
 The orderings asserted here are what the scheduler guarantees, not timings: with one whisper
 state, a 2-second request that arrives while a 60-second one runs gets the state as soon as the
 long request's current window ends, so it finishes before the long request's next window does;
-with two states, two requests run at the same time."""
+with two states and a thread for each, two requests run at the same time; with the default of
+two threads per window, two threads run one window at a time."""
 import threading
 import time
 
 import pytest
 from conftest import running_server
-from speech_support import JFK, infer_speech, needs_jfk, speech_like, synth_whisper, wav_bytes
+from speech_support import JFK, SMALL, infer_speech, needs_jfk, speech_like, synth_whisper, wav_bytes
 
 pytestmark = needs_jfk
 ENV = {"MMSERVE_MODEL": "", "MMSERVE_MODELS_DIR": "/nonexistent"}
@@ -60,8 +61,9 @@ def test_a_short_request_finishes_before_a_long_one_that_started_first(tiny):
 
 def test_two_states_serve_two_requests_at_the_same_time(tiny):
     audio = wav_bytes(speech_like(45.0))  # two windows each
+    # One thread per window at least: two windows may run beside each other on two threads.
     with running_server("--whisper-model", tiny, "-t", "2", "--speech-parallel", "2",
-                        env=ENV) as server:
+                        "--speech-window-threads", "1", env=ENV) as server:
         peak = {"running": 0}
         threads = [threading.Thread(target=infer_speech, args=(server, audio),
                                     kwargs={"language": "en", "timeout": 300})
@@ -93,3 +95,31 @@ def test_concurrent_requests_get_the_same_answers_as_one_at_a_time(tiny):
         for t in threads:
             t.join()
         assert together == alone
+
+
+def test_a_burst_finishes_shortest_first_one_full_speed_window_at_a_time(tmp_path):
+    small = synth_whisper(tmp_path / "synth-small.bin", *SMALL)
+    with running_server("--whisper-model", small, "-t", "2", "--speech-parallel", "4",
+                        env=ENV) as server:
+        finished, peak = [], {"running": 0}
+
+        def send(name, seconds):
+            status, _, body = infer_speech(server, wav_bytes(speech_like(seconds)), language="en",
+                                           timeout=300)
+            assert status == 200, body
+            finished.append(name)
+
+        first = threading.Thread(target=send, args=("first", 40.0))
+        first.start()
+        wait_until(lambda: speech_health(server)["running"] == 1, "the first request running")
+        burst = [threading.Thread(target=send, args=(f"{s:g}s", s)) for s in (15.0, 8.0, 3.0)]
+        for t in burst:
+            t.start()
+        wait_until(lambda: speech_health(server)["active"] == 4, "the burst admitted")
+        while any(t.is_alive() for t in [first, *burst]):
+            peak["running"] = max(peak["running"], speech_health(server)["running"])
+            time.sleep(0.01)
+        # Two threads at two per window: one window at a time, whatever the states; the burst in
+        # order of length, each ahead of the first request's second window (10 s left).
+        assert peak["running"] == 1
+        assert finished == ["3s", "8s", "first", "15s"] or finished == ["3s", "8s", "15s", "first"], finished

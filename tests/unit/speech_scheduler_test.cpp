@@ -74,11 +74,19 @@ class FakeRunner : public engine::WindowRunner {
   Bench& bench_;
 };
 
-std::unique_ptr<SpeechScheduler> make(Bench& bench, int parallel, int threads = 8, int queue = 8) {
+std::unique_ptr<SpeechScheduler> make(Bench& bench, int parallel, SpeechSchedulerOptions options) {
   std::vector<std::unique_ptr<engine::WindowRunner>> runners;
   for (int i = 0; i < parallel; ++i) runners.push_back(std::make_unique<FakeRunner>(bench));
-  return std::make_unique<SpeechScheduler>(
-      std::move(runners), nullptr, SpeechSchedulerOptions{.threads = threads, .queue_size = queue});
+  return std::make_unique<SpeechScheduler>(std::move(runners), nullptr, options);
+}
+
+std::unique_ptr<SpeechScheduler> make(Bench& bench, int parallel, int threads = 8, int queue = 8) {
+  return make(bench, parallel, SpeechSchedulerOptions{.threads = threads, .queue_size = queue});
+}
+
+// A window's request is known by the buffer it points into.
+const float* request_of(const WindowTask& t) {
+  return t.samples.data() - std::llround(t.offset * kRate);
 }
 
 SpeechRequest audio(double seconds) {
@@ -112,54 +120,83 @@ TEST(SpeechScheduler, AShortRequestWaitsForOneWindowNotForTheWholeLongOne) {
   EXPECT_EQ(bench.started[2].offset, bench.started[0].samples.size() / double(kRate));
 }
 
-TEST(SpeechScheduler, WindowsOfManyRequestsAreServedRoundRobin) {
+TEST(SpeechScheduler, TheRequestWithTheLeastAudioLeftGoesNext) {
   Bench bench;
-  auto speech = make(bench, 1);
-  auto a = speech->submit(audio(65), kNever);
+  auto speech = make(bench, 1, {.threads = 8, .aging = 0});
+  auto a = speech->submit(audio(65), kNever);  // windows of 30, 30 and 5 s
   ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
-  auto b = speech->submit(audio(65), kNever);
-  auto c = speech->submit(audio(65), kNever);
-  bench.release(9);
-  a->wait();
-  b->wait();
-  c->wait();
-  // Starts: a0 b0 c0 a1 b1 c1 a2 b2 c2. A window's request is known by the buffer it points into.
-  auto request_of = [](const WindowTask& t) {
-    return t.samples.data() - std::llround(t.offset * kRate);
-  };
-  ASSERT_EQ(bench.started.size(), 9u);
-  const auto* first = request_of(bench.started[0]);
-  const auto* second = request_of(bench.started[1]);
-  const auto* third = request_of(bench.started[2]);
-  EXPECT_NE(first, second);
-  EXPECT_NE(second, third);
-  EXPECT_NE(first, third);
-  for (size_t i = 0; i < 9; ++i) {
-    EXPECT_EQ(request_of(bench.started[i]), (i % 3 == 0   ? first
-                                             : i % 3 == 1 ? second
-                                                          : third))
-        << i;
-    EXPECT_EQ(bench.started[i].offset > 0, i >= 3) << i;
+  auto b = speech->submit(audio(40), kNever);
+  auto c = speech->submit(audio(10), kNever);
+  auto d = speech->submit(audio(20), kNever);
+  bench.release(7);
+  for (const auto& job : {a, b, c, d}) job->wait();
+  // After a's first window: c (10 s), d (20 s), a (35 s left: both its windows), then b (40 s).
+  ASSERT_EQ(bench.started.size(), 7u);
+  const float* a_data = request_of(bench.started[0]);
+  const float* c_data = request_of(bench.started[1]);
+  const float* d_data = request_of(bench.started[2]);
+  EXPECT_EQ(bench.started[1].samples.size(), static_cast<size_t>(10 * kRate));
+  EXPECT_EQ(bench.started[2].samples.size(), static_cast<size_t>(20 * kRate));
+  EXPECT_NE(c_data, d_data);
+  EXPECT_EQ(request_of(bench.started[3]), a_data);
+  EXPECT_EQ(request_of(bench.started[4]), a_data);
+  const float* b_data = request_of(bench.started[5]);
+  EXPECT_EQ(request_of(bench.started[6]), b_data);
+  EXPECT_NE(b_data, a_data);
+  EXPECT_GT(bench.started[6].offset, 0.0);  // b's second window
+}
+
+// Short requests arriving one after another would starve a long one under shortest-first alone:
+// with aging, each second of their audio it waits through is a second of credit (aging 1).
+TEST(SpeechScheduler, AgingLetsALongRequestThroughAStreamOfShortOnes) {
+  for (const double aging : {0.0, 1.0}) {
+    Bench bench;
+    auto speech = make(bench, 1, {.threads = 8, .aging = aging});
+    auto long_job = speech->submit(audio(65), kNever);
+    ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+    const float* long_data = request_of(bench.started[0]);
+    std::vector<std::shared_ptr<SpeechJob>> shorts;
+    size_t long_second_window = 0;  // its position among the window starts
+    for (size_t i = 1; i <= 12 && long_second_window == 0; ++i) {
+      shorts.push_back(speech->submit(audio(5), kNever));  // always one fresh short request
+      bench.release();
+      ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == i + 1; }));
+      if (request_of(bench.started[i]) == long_data) long_second_window = i;
+    }
+    if (aging == 0) {
+      EXPECT_EQ(long_second_window, 0u);  // starved while short ones keep coming
+    } else {
+      // 35 s left against fresh 5 s requests: ahead once 30 s of credit more than ties them,
+      // after the seventh short window.
+      EXPECT_EQ(long_second_window, 8u);
+    }
+    speech->cancel_all();
   }
 }
 
-TEST(SpeechScheduler, IndependentRequestsRunAtTheSameTimeAndShareTheThreads) {
+// Independent requests run at the same time and share the threads, each window with at least
+// the minimum.
+TEST(SpeechScheduler, AtMostTheBudgetOverTheMinimumWindowsRunAtOnce) {
   Bench bench;
-  auto speech = make(bench, 2, 8);
-  auto a = speech->submit(audio(5), kNever);
-  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
-  auto b = speech->submit(audio(5), kNever);
-  ASSERT_TRUE(bench.wait_for([&] { return bench.running == 2; }));
-  EXPECT_EQ(speech->stats().running, 2);
-  bench.release(2);
-  a->wait();
-  b->wait();
-  EXPECT_EQ(bench.max_running, 2);
-  EXPECT_EQ(bench.started[0].threads, 8);  // alone: the whole budget
-  EXPECT_EQ(bench.started[1].threads, 1);  // beside one holding the budget: one more, no more
+  auto speech = make(bench, 4, {.threads = 4, .min_threads_per_window = 2});
+  auto first = speech->submit(audio(5), kNever);
+  ASSERT_TRUE(bench.wait_for([&] { return bench.running == 1; }));
+  auto second = speech->submit(audio(5), kNever);
+  auto third = speech->submit(audio(5), kNever);
+  auto fourth = speech->submit(audio(5), kNever);
+  // The first holds the whole budget: the others wait for it rather than start with a thread.
+  EXPECT_EQ(speech->stats().running, 1);
   bench.release();
-  EXPECT_EQ(speech->submit(audio(5), kNever)->wait().windows, 1);
-  EXPECT_EQ(bench.started[2].threads, 8);  // alone again
+  ASSERT_TRUE(bench.wait_for([&] { return bench.running == 2; }));
+  EXPECT_EQ(speech->stats().running, 2);  // two windows of two threads; the fourth waits
+  bench.release(3);
+  for (const auto& job : {first, second, third, fourth}) job->wait();
+  EXPECT_EQ(bench.max_running, 2);
+  ASSERT_EQ(bench.started.size(), 4u);
+  EXPECT_EQ(bench.started[0].threads, 4);  // alone: the whole budget
+  EXPECT_EQ(bench.started[1].threads, 2);
+  EXPECT_EQ(bench.started[2].threads, 2);
+  EXPECT_GE(bench.started[3].threads, 2);
 }
 
 TEST(SpeechScheduler, EachWindowIsConditionedOnThePreviousOneAndKeepsTheLanguage) {
