@@ -58,6 +58,18 @@ def markdown(res):
             p, o = row["whisper-server"], row["mmserve"]
             lines.append(f"| {row['model']} | {row['clips_s']} | {p['wall_s']} | {o['wall_s']} | "
                          f"{ratio(o['audio_s_per_s'], p['audio_s_per_s'])} | {p['latency_s']} | {o['latency_s']} |")
+        lines += ["", "## A short clip behind a long recording", "",
+                  "The long recording is sent first, the 3 s clip half a second later; latency of each "
+                  "(s), and how much sooner the short clip is done with mmserve.", "",
+                  "| model | long s | long: whisper-server | long: mmserve | short: whisper-server | "
+                  "short: mmserve | short clip sooner |", "|---|---|---|---|---|---|---|"]
+        for row in res["speech"]:
+            p = row["whisper-server"].get("long_then_short")
+            o = row["mmserve"].get("long_then_short")
+            if p and o:
+                lines.append(f"| {row['model']} | {o['long_s']} | {p['long_latency_s']} | {o['long_latency_s']} | "
+                             f"{p['short_latency_s']} | {o['short_latency_s']} | "
+                             f"{ratio(o['short_latency_s'], p['short_latency_s'], higher_is_better=False)} |")
     if res["mixed"]:
         by = {r["server"]: r for r in res["mixed"]}
         p, o = by.get("peers"), by.get("mmserve")

@@ -33,7 +33,7 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
 
 
-def synth_models(mmserve, quick):
+def synth_models(mmserve, quick, speech_only=False):
     MODELS.mkdir(parents=True, exist_ok=True)
     wanted = {
         "llama-3.2-1b-f16": ["llm", "--preset", "llama-3.2-1b", "--type", "f16"],
@@ -46,6 +46,8 @@ def synth_models(mmserve, quick):
     if quick:
         wanted.pop("llama-3.2-1b-f16")
         wanted.pop("whisper-base")
+    if speech_only:
+        wanted = {k: v for k, v in wanted.items() if k.startswith("whisper")}
     paths = {}
     for name, args in wanted.items():
         ext = ".bin" if args[0] == "whisper" else ".gguf"
@@ -73,7 +75,7 @@ def text_server(kind, bins, mmserve, model, threads, parallel, ctx, batch=512):
 def run(args):
     mmserve = str(ROOT / "build" / "default" / "mmserve")
     bins = Path(sh([str(HERE / "build_peers.sh")]).strip().splitlines()[-1])
-    models = synth_models(mmserve, args.quick)
+    models = synth_models(mmserve, args.quick, args.speech_only)
     threads = args.threads
     results = {"machine": {"cpus": os.cpu_count(), "threads": threads, "platform": platform.platform()},
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "quant": [], "concurrency": [], "moe": [],
@@ -83,7 +85,8 @@ def run(args):
     prompt_words = 150 if args.quick else 400
 
     # 1. Single stream per quantization: prompt processing and generation.
-    for i, name in enumerate(n for n in models if n.startswith("llama-3.2-1b")):
+    text_models = [] if args.speech_only else [n for n in models if n.startswith("llama-3.2-1b")]
+    for i, name in enumerate(text_models):
         size = Path(models[name]).stat().st_size
         row = {"model": name, "file_mib": round(size / 2**20, 1)}
         for kind in alternate(i, pair):
@@ -94,8 +97,8 @@ def run(args):
         results["quant"].append(row)
 
     # 2. Concurrent clients on the 4-bit model.
-    q4 = models["llama-3.2-1b-q4_k_m"]
-    for i, clients in enumerate([4, 16]):
+    q4 = models.get("llama-3.2-1b-q4_k_m")
+    for i, clients in enumerate([] if args.speech_only else [4, 16]):
         row = {"model": "llama-3.2-1b-q4_k_m", "clients": clients}
         for kind in alternate(i, pair):
             with text_server(kind, bins, mmserve, q4, threads, clients, 256 * clients) as (url, cmd):
@@ -105,14 +108,15 @@ def run(args):
         results["concurrency"].append(row)
 
     # 3. Mixture of experts: single stream and 4 clients.
-    moe = models["moe-small-q8_0"]
+    moe = models.get("moe-small-q8_0")
     row = {"model": "moe-small-q8_0"}
-    for kind in pair:
+    for kind in [] if args.speech_only else pair:
         with text_server(kind, bins, mmserve, moe, threads, 4, 2048) as (url, _):
             row[kind] = {"single": text_workloads.single_stream(url, prompt_words, gen, repeats=1),
                          "clients4": text_workloads.concurrent(url, 4, 1, gen // 2)}
-    print(f"[bench] {json.dumps(row)}", file=sys.stderr)
-    results["moe"].append(row)
+    if not args.speech_only:
+        print(f"[bench] {json.dumps(row)}", file=sys.stderr)
+        results["moe"].append(row)
 
     if args.text_only:
         results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -122,6 +126,9 @@ def run(args):
     jfk = ROOT.parent / "shared" / "media" / "jfk.wav"
     lengths = [3, 8, 15, 30] if not args.quick else [3, 12]
     clips = [(s, speech_workloads.make_clip(str(jfk), s)) for s in lengths]
+    long_clip = (120 if not args.quick else 40, None)
+    long_clip = (long_clip[0], speech_workloads.make_clip(str(jfk), long_clip[0]))
+    short_clip = (3, speech_workloads.make_clip(str(jfk), 3))
     whisper_models = [m for m in ("whisper-tiny", "whisper-base") if m in models]
     for i, wname in enumerate(whisper_models):
         row = {"model": wname, "clips_s": lengths}
@@ -135,6 +142,8 @@ def run(args):
                 ctx = servers.launched(cmd, "/ready", LOG)
             with ctx as (url, cmd):
                 row[kind] = speech_workloads.concurrent_transcriptions(url, kind, clips)
+                # A long recording, then a short clip half a second later (same server).
+                row[kind]["long_then_short"] = speech_workloads.long_then_short(url, kind, long_clip, short_clip)
                 results["commands"][kind + " (speech)"] = " ".join(cmd)
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["speech"].append(row)
@@ -142,7 +151,7 @@ def run(args):
     # 5. Mixed load: text streams and transcriptions at once. Peers: llama-server and
     # whisper-server side by side, each given every core (what a user would deploy).
     mixed_clients = 4
-    for i, kind in enumerate(["peers", "mmserve"]):
+    for i, kind in enumerate([] if args.speech_only else ["peers", "mmserve"]):
         t0 = time.perf_counter()
         if kind == "peers":
             with text_server("llama-server", bins, mmserve, q4, threads, mixed_clients, 256 * mixed_clients) as (turl, _), \
@@ -188,6 +197,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller models and workloads (a smoke run)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--text-only", action="store_true", help="skip the speech and mixed workloads")
+    ap.add_argument("--speech-only", action="store_true", help="only the speech workloads")
     ap.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()

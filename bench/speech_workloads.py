@@ -53,10 +53,15 @@ def transcribe(url, path, clip, fields):
     return time.perf_counter() - t0
 
 
+def endpoint(kind):
+    """The transcription path and form fields of each server."""
+    return (("/inference", {"response_format": "json", "temperature": "0"}) if kind == "whisper-server"
+            else ("/v1/audio/transcriptions", {"model": "whisper", "response_format": "json", "temperature": "0"}))
+
+
 def concurrent_transcriptions(url, kind, clips):
     """Sends every clip at once; returns wall time, per-clip latency and audio seconds/s."""
-    path, fields = (("/inference", {"response_format": "json", "temperature": "0"}) if kind == "whisper-server"
-                    else ("/v1/audio/transcriptions", {"model": "whisper", "response_format": "json", "temperature": "0"}))
+    path, fields = endpoint(kind)
     latencies = [None] * len(clips)
     errors = []
 
@@ -77,3 +82,28 @@ def concurrent_transcriptions(url, kind, clips):
     return {"clips_s": [s for s, _ in clips], "wall_s": round(wall, 2),
             "latency_s": [round(x, 2) if x is not None else None for x in latencies],
             "audio_s_per_s": round(audio / wall, 2), "errors": errors}
+
+
+def long_then_short(url, kind, long_clip, short_clip, delay_s=0.5):
+    """A long recording, then `delay_s` later a short clip: the short clip's latency is what a
+    user behind a long job waits (whisper-server runs one request at a time, so the whole
+    recording)."""
+    path, fields = endpoint(kind)
+    latency, errors = {}, []
+
+    def one(name, clip):
+        try:
+            latency[name] = transcribe(url, path, clip, fields)
+        except Exception as e:  # noqa: BLE001 - reported in the results
+            errors.append(str(e))
+
+    first = threading.Thread(target=one, args=("long", long_clip[1]))
+    second = threading.Thread(target=one, args=("short", short_clip[1]))
+    first.start()
+    time.sleep(delay_s)
+    second.start()
+    first.join()
+    second.join()
+    return {"long_s": long_clip[0], "short_s": short_clip[0], "delay_s": delay_s,
+            "long_latency_s": round(latency.get("long", -1), 2),
+            "short_latency_s": round(latency.get("short", -1), 2), "errors": errors}
