@@ -176,13 +176,18 @@ def test_the_vad_model_skips_silence(model):
 
 
 def test_speech_threads_must_be_a_count_and_vad_needs_a_speech_model(model, tmp_path):
-    """--speech-threads is checked as the other counts; --vad-model alone is refused; both
+    """--speech-threads and --speech-window-threads are checked as the other counts; --vad-model alone is refused; both
     are bad arguments: exit 2."""
     for value in ("-1", "x"):
         proc = subprocess.run([BIN, "serve", "--port", "0", "--whisper-model", str(model),
                                "--speech-threads", value], capture_output=True, text=True,
                               timeout=30, env={**os.environ, **NO_TEXT_MODEL})
         assert proc.returncode == 2 and "--speech-threads" in proc.stderr, proc.stderr
+    for value in ("0", "x"):
+        proc = subprocess.run([BIN, "serve", "--port", "0", "--whisper-model", str(model),
+                               "--speech-window-threads", value], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, **NO_TEXT_MODEL})
+        assert proc.returncode == 2 and "--speech-window-threads" in proc.stderr, proc.stderr
     proc = subprocess.run([BIN, "serve", "--port", "0", "--vad-model", str(model)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "--vad-model needs --whisper-model" in proc.stderr, \
