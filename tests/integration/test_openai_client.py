@@ -72,3 +72,25 @@ def test_official_client_structured_output_tools_and_responses(tmp_path):
     assert got["response_stream"] == {"text": got["response"]["text"], "first": "response.created",
                                       "last": "response.incomplete"}
     assert [c["name"] for c in got["response_call"]] == ["get_weather"]
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared/media/jfk.wav").exists(),
+                    reason="needs ../shared/media/jfk.wav (absent)")
+def test_official_client_streams_a_transcription(tmp_path):
+    """audio.transcriptions.create with stream: true: the client reads the delta events and the
+    done event, whose text is the deltas' and the plain call's."""
+    from conftest import running_server
+    from speech_support import SMALL, speech_like, synth_whisper, wav_bytes
+    target = installed_client()
+    model = synth_whisper(tmp_path / "synth-small.bin", *SMALL)
+    audio = tmp_path / "long.wav"
+    audio.write_bytes(wav_bytes(speech_like(65)))
+    with running_server("--whisper-model", model, "-t", "1",
+                        env={"MMSERVE_MODEL": "", "MMSERVE_MODELS_DIR": "/nonexistent"}) as server:
+        proc = subprocess.run(["node", "client.mjs", f"{server.url}/v1", "transcribe", str(audio)],
+                              cwd=target, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)["transcribe"]
+    assert got["types"][-1] == "transcript.text.done" and got["types"].count("transcript.text.delta") >= 2, got
+    assert got["deltas"] == got["done"] == got["plain"]
+    assert got["usage"]["type"] == "duration" and abs(got["usage"]["seconds"] - 65) < 0.01

@@ -26,6 +26,28 @@ if (process.argv[3] === "embeddings") {
   process.exit(0);
 }
 
+// `node client.mjs BASE_URL transcribe AUDIO`: audio.transcriptions.create, plain and with
+// stream: true (a server with a speech model).
+if (process.argv[3] === "transcribe") {
+  const fs = await import("node:fs");
+  const file = () => fs.createReadStream(process.argv[4]);
+  const plain = await client.audio.transcriptions.create({ model: "whisper-1", file: file(), language: "en" });
+  const stream = await client.audio.transcriptions.create({
+    model: "whisper-1", file: file(), language: "en", stream: true,
+  });
+  const types = [];
+  let deltas = "";
+  let done = null;
+  for await (const event of stream) {
+    types.push(event.type);
+    if (event.type === "transcript.text.delta") deltas += event.delta;
+    if (event.type === "transcript.text.done") done = event;
+  }
+  out.transcribe = { plain: plain.text, deltas, done: done?.text, types, usage: done?.usage };
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
 // `node client.mjs BASE_URL formats`: structured output, tools and the Responses API (a
 // server with a synthetic model of a real context length).
 if (process.argv[3] === "formats") {
