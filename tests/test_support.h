@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -22,6 +23,28 @@ inline std::string stories_model() {
 inline constexpr const char* kStoriesGolden =
     ", there was a little girl named Lily. She loved to play outside in the park. One day, she "
     "saw a big, red ball.";
+
+// A fresh directory under the test's temporary directory, removed with everything in it when
+// destroyed.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix = "mmserve") {
+    std::string pattern =
+        (std::filesystem::path(::testing::TempDir()) / (prefix + "-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  bool ok() const { return !path_.empty(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace mmserve::testing
 

@@ -8,7 +8,9 @@
 namespace mmserve::cli {
 
 int run_audit(const std::vector<std::string>& args);
+int run_dataset(const std::vector<std::string>& args);  // store/capture_store.h
 int run_describe(const std::vector<std::string>& args);
+int run_finetune(const std::vector<std::string>& args);  // engine/finetune.h
 int run_generate(const std::vector<std::string>& args);
 int run_healthcheck(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
@@ -22,6 +24,7 @@ int run_scan(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_synth(const std::vector<std::string>& args);
 int run_synth_llm(const std::vector<std::string>& args);      // `synth llm`
+int run_synth_lora(const std::vector<std::string>& args);     // `synth lora`
 int run_synth_embed(const std::vector<std::string>& args);    // `synth embed`
 int run_synth_vlm(const std::vector<std::string>& args);      // `synth vlm`
 int run_synth_whisper(const std::vector<std::string>& args);  // `synth whisper`

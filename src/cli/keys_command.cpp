@@ -18,6 +18,7 @@
 #include "cli/arg_parser.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/human_units.h"
 #include "store/audit_store.h"
 #include "store/database.h"
 #include "store/key_store.h"
@@ -47,6 +48,8 @@ scopes (what the key may do; a list left out allows all of its kind):
                          ("/v1/audio/*")
   --cloud                may be routed to the cloud endpoint (default: local only)
   --admin                may use the admin endpoints (model load/unload) and see all usage
+  --capture              its completed calls are captured for the dataset (serve --capture
+                         opt-in; personal data replaced by placeholders first)
 limits (0 or left out: no limit):
   --rpm N                requests per minute
   --tpm N                tokens (prompt + completion) per minute
@@ -83,6 +86,7 @@ Changes only the scopes and limits given; the others stay. A list given as "" al
 a limit given as 0 removes it.
   --no-cloud             local only again
   --no-admin             no admin endpoints again
+  --no-capture           its calls are no longer captured
   --db FILE              the database (default: $MMSERVE_DB)
 )";
 
@@ -91,15 +95,6 @@ const std::set<std::string> kTasks = {"text-gen", "image-caption", "speech-trans
 const std::vector<std::string> kScopeOptions = {"--tasks", "--models", "--endpoints"};
 const std::vector<std::string> kLimitOptions = {"--rpm", "--tpm", "--audio-seconds-per-day",
                                                 "--concurrency"};
-
-std::string iso_utc(int64_t ms) {
-  const auto seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  std::array<char, 32> buffer{};
-  std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer.data();
-}
 
 nlohmann::ordered_json iso_or_null(int64_t ms) {
   return ms == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(iso_utc(ms));
@@ -182,6 +177,7 @@ void apply_options(const ArgParser& p, AccessScopes& scopes, RateLimits& limits)
   }
   toggle(p, "--cloud", "--no-cloud", scopes.cloud);
   toggle(p, "--admin", "--no-admin", scopes.admin);
+  toggle(p, "--capture", "--no-capture", scopes.capture);
   limits.requests_per_minute = count_option(p, "--rpm", limits.requests_per_minute);
   limits.tokens_per_minute = count_option(p, "--tpm", limits.tokens_per_minute);
   limits.audio_seconds_per_day =
@@ -213,6 +209,9 @@ std::string scopes_text(const AccessScopes& s) {
   if (s.admin) {
     add("admin");
   }
+  if (s.capture) {
+    add("capture");
+  }
   return out.empty() ? "all" : out;
 }
 
@@ -234,11 +233,8 @@ std::string limits_text(const RateLimits& l) {
 }
 
 nlohmann::ordered_json scopes_json(const AccessScopes& s) {
-  return {{"tasks", s.tasks},
-          {"models", s.models},
-          {"endpoints", s.endpoints},
-          {"cloud", s.cloud},
-          {"admin", s.admin}};
+  return {{"tasks", s.tasks}, {"models", s.models}, {"endpoints", s.endpoints},
+          {"cloud", s.cloud}, {"admin", s.admin},   {"capture", s.capture}};
 }
 
 nlohmann::ordered_json limits_json(const RateLimits& l) {
@@ -328,7 +324,7 @@ bool help(const ArgParser& p, const std::string& usage) {
 }
 
 int create(const std::vector<std::string>& args) {
-  ArgParser p = parser(scope_and_limit_options(), {"--cloud", "--admin", "--json"});
+  ArgParser p = parser(scope_and_limit_options(), {"--cloud", "--admin", "--capture", "--json"});
   p.parse(args);
   if (help(p, std::string(kCreateUsage) + kScopesUsage)) {
     return 0;
@@ -441,15 +437,16 @@ int rotate(const std::vector<std::string>& args) {
 }
 
 int update(const std::vector<std::string>& args) {
-  ArgParser p =
-      parser(scope_and_limit_options(), {"--cloud", "--admin", "--no-cloud", "--no-admin"});
+  ArgParser p = parser(scope_and_limit_options(), {"--cloud", "--admin", "--no-cloud", "--no-admin",
+                                                   "--capture", "--no-capture"});
   p.parse(args);
   const std::string usage = std::string(kUpdateUsage) + kScopesUsage;
   if (help(p, usage)) {
     return 0;
   }
   const std::string which = one_positional(p, "ID|NAME", usage.c_str());
-  bool any = p.flag("--cloud") || p.flag("--admin") || p.flag("--no-cloud") || p.flag("--no-admin");
+  bool any = p.flag("--cloud") || p.flag("--admin") || p.flag("--no-cloud") ||
+             p.flag("--no-admin") || p.flag("--capture") || p.flag("--no-capture");
   for (const auto& option : scope_and_limit_options()) {
     any = any || p.has(option);
   }

@@ -27,8 +27,10 @@ usage: mmserve COMMAND [options]
   healthcheck  exit 0 when a running server is ready (GET /ready): for container healthchecks
   keys       create, list, revoke, rotate and update API keys (in the server's database)
   audit      read the audit log (in the server's database) as CSV or JSON lines
+  dataset    review and export captured calls (serve --capture-db) as fine-tuning data
   scan       find personal data in a text file (the privacy detectors, a dry run)
   synth      write synthetic models (random weights, real shapes) for tests
+  finetune   fine-tune a small F32 Llama model on exported data (JSONL), full weights, CPU
   --version  print the versions of mmserve and its engines
 
 `mmserve COMMAND --help` describes each command.
@@ -60,11 +62,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "generate") return mmserve::cli::run_generate(args);
+    if (command == "finetune") return mmserve::cli::run_finetune(args);
     if (command == "healthcheck") return mmserve::cli::run_healthcheck(args);
     if (command == "info") return mmserve::cli::run_info(args);
     if (command == "plan") return mmserve::cli::run_plan(args);
     if (command == "serve") return mmserve::cli::run_serve(args);
     if (command == "keys") return mmserve::cli::run_keys(args);
+    if (command == "dataset") return mmserve::cli::run_dataset(args);
     if (command == "audit") return mmserve::cli::run_audit(args);
     if (command == "scan") return mmserve::cli::run_scan(args);
     if (command == "quantize") return mmserve::cli::run_quantize(args);

@@ -25,6 +25,7 @@
 #include "runtime/runtime.h"
 #include "stages/audit/audit_stage.h"
 #include "stages/auth/api_key_stage.h"
+#include "stages/capture/capture_stage.h"
 #include "stages/privacy/privacy_stage.h"
 #include "stages/quota/quota_stage.h"
 #include "store/audit_store.h"
@@ -161,12 +162,45 @@ int run_serve(const std::vector<std::string>& args) {
   auto quota = std::make_unique<stages::QuotaStage>(audit_store.get());
   const stages::QuotaStage* quotas = quota.get();
   pipeline.add_stage(std::move(quota));
-  pipeline.add_stage(std::make_unique<stages::PrivacyStage>(
+  auto privacy = std::make_unique<stages::PrivacyStage>(
       options.privacy,
-      [&runtime](const pipeline::Call& call) { return local_queue_waiting(runtime, call); }));
+      [&runtime](const pipeline::Call& call) { return local_queue_waiting(runtime, call); });
+  const stages::PrivacyStage* privacy_stage = privacy.get();
+  pipeline.add_stage(std::move(privacy));
   if (audit_store) {
     pipeline.add_stage(
         std::make_unique<stages::AuditStage>(*audit_store, options.audit_retention_days));
+  }
+  // Capture comes last: the audit row is written first, then the call is queued for the capture
+  // writer (a push; the writer redacts with the privacy policy in force, then writes). Its store
+  // and writer go before the server, which is destroyed first.
+  std::unique_ptr<store::CaptureStore> capture_store;
+  std::unique_ptr<stages::CaptureWriter> capture_writer;
+  if (!options.capture_db.empty()) {
+    capture_store = std::make_unique<store::CaptureStore>(
+        options.capture_db, static_cast<int64_t>(options.capture_max_mb) * 1024 * 1024);
+    capture_writer = std::make_unique<stages::CaptureWriter>(
+        *capture_store,
+        [privacy_stage] {
+          privacy::ScanOptions scan = privacy_stage->policy()->scan;
+          scan.person_names = true;
+          scan.addresses = true;
+          return scan;
+        },
+        stages::CaptureWriter::kDefaultCapacity, options.capture_retention_days);
+    pipeline.add_stage(std::make_unique<stages::CaptureStage>(
+        options.capture, *capture_writer, [&runtime](const std::string& model) {
+          try {
+            return runtime.models().spec(model).capture;
+          } catch (const std::exception&) {
+            return false;  // unregistered meanwhile
+          }
+        }));
+    std::fprintf(stderr,
+                 "mmserve: capture %s into %s (cap %d MB, kept %d days; personal data replaced "
+                 "by placeholders)\n",
+                 stages::capture_mode_name(options.capture), options.capture_db.c_str(),
+                 options.capture_max_mb, options.capture_retention_days);
   }
   auto local = std::make_unique<executors::LocalExecutor>(runtime);
   const pipeline::Executor* local_executor = local.get();
@@ -181,7 +215,8 @@ int run_serve(const std::vector<std::string>& args) {
                  options.cloud.base_url.c_str(), options.cloud.default_model.c_str());
   }
   http::HttpServer server(runtime, pipeline, ho,
-                          {.audit = audit_store.get(), .keys = key_store.get(), .quotas = quotas});
+                          {.audit = audit_store.get(), .keys = key_store.get(), .quotas = quotas},
+                          capture_writer.get());
   if (options.list_routes) {
     for (const auto& r : server.routes()) {
       std::printf("{\"method\":\"%s\",\"pattern\":\"%s\",\"access\":\"%s\"}\n", r.method.c_str(),

@@ -2,6 +2,7 @@
 // registry's budget, the request policy and the HTTP edge's settings.
 #include "cli/serve_options.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "engine/embedding_model.h"
 #include "engine/gguf_inspect.h"
 #include "engine/speech_model.h"
+#include "runtime/lora_table.h"
 #include "runtime/models_file.h"
 
 namespace mmserve::cli {
@@ -32,6 +34,9 @@ constexpr const char* kServeUsage =
       --max-memory SIZE   memory budget for loaded models (8G, 512M); least recently used idle
                           models are unloaded to load another (default: no budget)
       --max-models N      most models loaded at once (default: no limit)
+      --lora NAME=FILE[:SCALE]  a LoRA adapter (GGUF) for the -m model, asked for per request
+                          as "model": "MODEL:NAME" or "lora": "NAME" (scale default 1);
+                          repeatable. A models file gives a model's `lora = [...]`
       --mmproj FILE       multimodal projector for the model (mmproj GGUF): enables images in
                           task "image-caption" and in chat messages (image_url parts)
       --max-image-bytes N   largest image accepted, encoded (default 20971520)
@@ -68,6 +73,14 @@ constexpr const char* kServeUsage =
                           $MMSERVE_DB; made by `mmserve keys create`): every request then needs
                           a key, and every request is recorded (docs/security.md)
       --audit-retention-days N  audit rows kept this long (default 90, at least 1)
+      --capture-db FILE   capture completed calls for fine-tuning into this SQLite file (or
+                          $MMSERVE_CAPTURE_DB), personal data replaced by placeholders first;
+                          review and export with `mmserve dataset`
+      --capture MODE      off, opt-in (default with --capture-db: keys made with --capture,
+                          models with capture = true, requests with "store": true) or all
+                          (every completed call); "store": false always opts a request out
+      --capture-max-mb N  the capture file's cap (default 1024); new records are dropped past it
+      --capture-retention-days N  captures kept this long (default 30, at least 1)
       --api-key KEY       require "Authorization: Bearer KEY" on /v1/* (or $MMSERVE_API_KEY)
       --admin-key KEY     the key of POST /models/load and /models/unload when --api-key is set
                           (or $MMSERVE_ADMIN_KEY; without it those are refused)
@@ -194,6 +207,14 @@ void check_model_files(const runtime::ModelSpec& spec, bool flags) {
                     "), not a text generator: declare it with kind = \"embedding\"" +
                     (flags ? " (or --embedding-model)" : ""),
                 flags ? "--model" : "kind");
+  }
+  for (const auto& lora : spec.loras) {
+    if (!std::filesystem::is_regular_file(lora.path)) {
+      throw Error(ErrorCode::kNotFound,
+                  std::string(flags ? "--lora" : "lora") + ": model '" + spec.name +
+                      "': adapter '" + lora.name + "': no file at " + lora.path,
+                  flags ? "--lora" : "lora");
+    }
   }
   if (spec.mmproj_path.empty()) return;
   const char* field = flags ? "--mmproj" : "mmproj";
@@ -322,6 +343,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--max-models",
                "--admin-key",
                "--mmproj",
+               "--lora",
                "--embedding-model",
                "--max-image-bytes",
                "--max-image-pixels",
@@ -363,6 +385,10 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--cloud-price-per-1k",
                "--db",
                "--audit-retention-days",
+               "--capture-db",
+               "--capture",
+               "--capture-max-mb",
+               "--capture-retention-days",
                "--tls-cert",
                "--tls-key",
                "--cors-origin"},
@@ -404,6 +430,25 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   } else {
     ro.models = models_from_flags(p, defaults);
     ro.registry.unknown_names_use_default = true;
+  }
+  if (p.has("--lora")) {
+    if (p.has("--models")) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "--lora is for the -m model; in a models file give the model lora = [...]",
+                  "--lora");
+    }
+    auto text = std::ranges::find_if(
+        ro.models, [](const auto& m) { return m.kind == runtime::ModelKind::kText; });
+    if (text == ro.models.end()) {
+      throw Error(ErrorCode::kInvalidInput, "--lora needs a text model (-m)", "--lora");
+    }
+    for (const auto& value : p.get_all("--lora")) {
+      auto lora = runtime::parse_lora_spec(value, "--lora");
+      if (std::ranges::any_of(text->loras, [&](const auto& l) { return l.name == lora.name; })) {
+        throw Error(ErrorCode::kInvalidInput, "--lora names '" + lora.name + "' twice", "--lora");
+      }
+      text->loras.push_back(std::move(lora));
+    }
   }
   ro.registry.registration_defaults = defaults;  // POST /models/register
   if (p.has("--max-memory")) {
@@ -461,6 +506,19 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   if (p.has("--audit-retention-days") && options.db_path.empty()) {
     throw Error(ErrorCode::kInvalidInput, "--audit-retention-days needs --db",
                 "--audit-retention-days");
+  }
+  const char* env_capture = std::getenv("MMSERVE_CAPTURE_DB");
+  options.capture_db = p.get("--capture-db", env_capture != nullptr ? env_capture : "");
+  options.capture_max_mb = positive(p, "--capture-max-mb", 1024);
+  options.capture_retention_days = positive(p, "--capture-retention-days", 30);
+  if (!options.capture_db.empty()) {
+    options.capture = stages::parse_capture_mode(p.get("--capture", "opt-in"), "--capture");
+  } else {
+    for (const char* option : {"--capture", "--capture-max-mb", "--capture-retention-days"}) {
+      if (p.has(option)) {
+        throw Error(ErrorCode::kInvalidInput, std::string(option) + " needs --capture-db", option);
+      }
+    }
   }
   if (ho.metrics_auth && options.keys.api_key.empty() && options.db_path.empty()) {
     throw Error(ErrorCode::kInvalidInput, "--metrics-auth needs keys: --db or --api-key",

@@ -10,6 +10,7 @@
 #include "http/http_server.h"
 #include "runtime/runtime.h"
 #include "stages/auth/api_key_stage.h"
+#include "stages/capture/capture_stage.h"
 #include "stages/privacy/privacy_stage.h"
 
 namespace mmserve::cli {
@@ -27,7 +28,13 @@ struct ServeOptions {
   std::chrono::seconds drain_timeout{30};
   std::string db_path;            // --db (or $MMSERVE_DB): keys, quotas, the audit log
   int audit_retention_days = 90;  // --audit-retention-days
-  bool list_routes = false;       // --list-routes: print the routes and exit
+  // Capture for the dataset (stages/capture): --capture-db (or $MMSERVE_CAPTURE_DB), --capture
+  // (off without a capture database), --capture-max-mb, --capture-retention-days.
+  std::string capture_db;
+  stages::CaptureMode capture = stages::CaptureMode::kOff;
+  int capture_max_mb = 1024;
+  int capture_retention_days = 30;
+  bool list_routes = false;  // --list-routes: print the routes and exit
 };
 
 // Throws Error (kInvalidInput naming the option, kNotFound/kModelLoad naming a model file that

@@ -14,6 +14,7 @@ constexpr const char* kUsage = R"(usage: mmserve synth KIND [options]
   vlm        a vision-language model: Gemma 3 language model + its projector (mmproj)
   whisper    a whisper.cpp speech model (Whisper tiny's shape by default)
   embed      a BERT embedding model (WordPiece vocabulary, mean or CLS pooling)
+  lora       a LoRA adapter (random A and B) for a given base model, for adapter tests
 
 `mmserve synth KIND --help` describes each kind's options.
 )";
@@ -30,6 +31,7 @@ int run_synth(const std::vector<std::string>& args) {
   if (args[0] == "vlm") return run_synth_vlm(rest);
   if (args[0] == "whisper") return run_synth_whisper(rest);
   if (args[0] == "embed") return run_synth_embed(rest);
+  if (args[0] == "lora") return run_synth_lora(rest);
   throw Error(ErrorCode::kInvalidInput,
               "unknown synthetic model '" + args[0] + "'\n" + std::string(kUsage), "kind");
 }

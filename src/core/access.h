@@ -17,6 +17,7 @@ struct AccessScopes {
   std::vector<std::string> endpoints;  // paths; a trailing '*' matches any rest ("/v1/audio/*")
   bool cloud = false;                  // may be routed to the cloud endpoint
   bool admin = false;                  // the admin endpoints (model load/unload), all usage
+  bool capture = false;                // its completed calls are captured (serve --capture opt-in)
 };
 
 // Zero: no limit.

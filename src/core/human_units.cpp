@@ -1,7 +1,9 @@
 #include "core/human_units.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <ctime>
 
 namespace mmserve {
 
@@ -43,6 +45,15 @@ std::string human_duration(double seconds) {
     std::snprintf(buf, sizeof(buf), "%lds", s);
   }
   return buf;
+}
+
+std::string iso_utc(int64_t unix_ms) {
+  const auto seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  std::array<char, 32> buffer{};
+  std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer.data();
 }
 
 }  // namespace mmserve

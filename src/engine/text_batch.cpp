@@ -52,6 +52,7 @@ struct TextBatch::Slot {
   std::string utf8_tail;  // the generated text's incomplete last character, under a grammar
   std::unique_ptr<TextStream> stream;
   std::vector<Token> cache;    // tokens whose KV is in this slot's sequence, in order
+  LoraSet::Key cache_lora;     // the adapter set that KV was computed with
   size_t prompt_done = 0;      // prompt tokens decoded (cache holds them)
   llama_pos pos = 0;           // next position; after an M-RoPE image it runs ahead of cache.size()
   size_t media_next = 0;       // the next image in request.media to work on
@@ -101,7 +102,9 @@ TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions&
                 "ctx_size");
   }
   n_ctx_ = static_cast<int32_t>(llama_n_ctx(ctx_));
+  adapter_lock_ = &adapter_lock(*model_);
   n_batch_ = std::min(std::max(1, options.n_batch), static_cast<int32_t>(llama_n_batch(ctx_)));
+  max_turn_ = std::max(1, options.max_adapter_turn);
   for (int32_t i = 0; i < parallel; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->seq = i;
@@ -140,6 +143,12 @@ void TextBatch::validate(const GenerationRequest& r) const {
                   "logit_bias names token " + std::to_string(bias.first) + "; the vocabulary has " +
                       std::to_string(n_vocab),
                   "logit_bias");
+    }
+  }
+  for (const auto& use : r.lora.uses()) {
+    if (&use.adapter->model() != model_.get()) {
+      throw Error(ErrorCode::kInvalidInput,
+                  "adapter '" + use.adapter->name() + "' was loaded for another model", "lora");
     }
   }
   // Compiled once here, off the scheduler thread, so that start() cannot fail on it.
@@ -194,7 +203,9 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   size_t best_prefix = 0;
   for (auto& s : slots_) {
     if (s->active) continue;
-    const size_t prefix = common_prefix(s->cache, request.prompt);
+    // KV computed with other adapters is of no use to this request.
+    const size_t prefix =
+        request.lora.same_as(s->cache_lora) ? common_prefix(s->cache, request.prompt) : 0;
     if (best == nullptr || prefix > best_prefix ||
         (prefix == best_prefix && s->last_used < best->last_used)) {
       best = s.get();
@@ -212,6 +223,7 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
     keep = 0;
   }
   slot.cache.resize(keep);
+  if (!request.lora.same_as(slot.cache_lora)) slot.cache_lora = request.lora.key();
 
   // Make room: evict idle caches, least recently used first.
   const int64_t need = reservation(request);
@@ -436,8 +448,113 @@ void TextBatch::sample_and_emit(Slot& slot, int32_t batch_index) {
   }
 }
 
+const LoraSet* TextBatch::choose_group(bool* mixed) const {
+  *mixed = false;
+  const Slot* first = nullptr;
+  for (const auto& s : slots_) {
+    if (!s->active) continue;
+    if (first == nullptr) {
+      first = s.get();
+    } else if (!s->request.lora.same_as(first->request.lora)) {
+      *mixed = true;
+      break;
+    }
+  }
+  if (first == nullptr) return nullptr;
+  if (!*mixed) return &first->request.lora;
+  // Several sets. The one on the context keeps its turn for its quantum (switching costs a
+  // graph rebuild); then the one served longest ago (never: at once), ties in slot order.
+  if (turn_left_ > 0) {
+    for (const auto& s : slots_) {
+      if (s->active && s->request.lora.same_as(applied_)) return &s->request.lora;
+    }
+  }
+  const LoraSet* best = nullptr;
+  uint64_t best_at = 0;
+  for (const auto& s : slots_) {
+    if (!s->active) continue;
+    const LoraSet& set = s->request.lora;
+    uint64_t at = 0;
+    for (const auto& [key, when] : served_at_) {
+      if (set.same_as(key)) {
+        at = when;
+        break;
+      }
+    }
+    if (best == nullptr || at < best_at) {
+      best = &set;
+      best_at = at;
+    }
+  }
+  return best;
+}
+
+void TextBatch::note_served(const LoraSet& set, bool switched) {
+  if (switched) {
+    // A turn: enough steps that the switch's extra cost is at most about one plain step per
+    // step of the turn, within [1, max_adapter_turn].
+    const double extra = std::max(0.0, switch_ms_ - plain_ms_);
+    // Before a plain step was timed: the longest turn, whose steps time one.
+    const double turn = plain_ms_ > 0 ? std::ceil(extra / plain_ms_) : max_turn_;
+    turn_left_ = static_cast<int32_t>(std::clamp(turn, 1.0, static_cast<double>(max_turn_))) - 1;
+  } else if (turn_left_ > 0) {
+    --turn_left_;
+  }
+  const uint64_t now = ++group_clock_;
+  for (auto& [key, when] : served_at_) {
+    if (set.same_as(key)) {
+      when = now;
+      return;
+    }
+  }
+  // Forget sets no running sequence has any more, then remember this one.
+  std::erase_if(served_at_, [&](const auto& entry) {
+    return std::ranges::none_of(
+        slots_, [&](const auto& s) { return s->active && s->request.lora.same_as(entry.first); });
+  });
+  served_at_.emplace_back(set.key(), now);
+}
+
+void TextBatch::apply_lora(const LoraSet& set, StepStats& stats) {
+  if (applied_.same_as(set)) return;
+  std::vector<llama_adapter_lora*> adapters;
+  std::vector<float> scales;
+  for (const auto& use : set.uses()) {
+    adapters.push_back(use.adapter->raw());
+    scales.push_back(use.scale);
+  }
+  llama_set_adapters_lora(ctx_, adapters.empty() ? nullptr : adapters.data(), adapters.size(),
+                          scales.empty() ? nullptr : scales.data());
+  applied_ = set;
+  stats.adapter_switches = 1;
+  reserve_pending_ = true;
+}
+
+int32_t TextBatch::decode(const llama_batch& batch) {
+  if (!reserve_pending_) return llama_decode(ctx_, batch);
+  MutexLock lock(*adapter_lock_);
+  reserve_pending_ = false;
+  return llama_decode(ctx_, batch);
+}
+
 StepStats TextBatch::step() {
   StepStats stats;
+  // Every active slot has work (a token to decode, prompt left, or an image).
+  bool mixed = false;
+  const LoraSet* group = choose_group(&mixed);
+  if (group == nullptr) return stats;
+  apply_lora(*group, stats);
+  if (!group->empty()) stats.lora = group->key();
+  // With one set every active slot is in the group; with several, only that set's slots (a
+  // copy: `group` lives in a slot's request, which a finish in this step resets).
+  LoraSet chosen;
+  if (mixed) {
+    chosen = *group;
+    note_served(chosen, stats.adapter_switches > 0);
+  } else {
+    turn_left_ = 0;
+  }
+  auto in_group = [&](const Slot& s) { return !mixed || s.request.lora.same_as(chosen); };
   llama_batch batch = llama_batch_init(n_batch_, 0, 1);
   struct Row {
     Slot* slot;
@@ -459,7 +576,7 @@ StepStats TextBatch::step() {
 
   // Running sequences first: each gets its one token per step, so prompts never stall them.
   for (auto& s : slots_) {
-    if (s->active && s->next_token >= 0 && batch.n_tokens < n_batch_) {
+    if (s->active && s->next_token >= 0 && batch.n_tokens < n_batch_ && in_group(*s)) {
       add(*s, s->next_token, true);
       s->next_token = -1;
       in_batch.push_back(s.get());
@@ -469,7 +586,7 @@ StepStats TextBatch::step() {
   const size_t n = slots_.size();
   for (size_t k = 0; k < n && batch.n_tokens < n_batch_; ++k) {
     Slot& s = *slots_[(prefill_cursor_ + k) % n];
-    if (!s.active || s.prompt_done >= s.request.prompt.size() || s.at_media() ||
+    if (!s.active || s.prompt_done >= s.request.prompt.size() || s.at_media() || !in_group(s) ||
         std::ranges::find(in_batch, &s) != in_batch.end()) {
       continue;
     }
@@ -485,12 +602,15 @@ StepStats TextBatch::step() {
 
   if (batch.n_tokens == 0) {
     llama_batch_free(batch);
-    if (vision_ != nullptr) media_step(stats);
+    if (vision_ != nullptr) media_step(stats, mixed ? &chosen : nullptr);
     return stats;
   }
   const auto t0 = Clock::now();
-  const int32_t rc = llama_decode(ctx_, batch);
+  const int32_t rc = decode(batch);
   stats.decode_ms = ms_between(t0, Clock::now());
+  // What a switch costs over a plain step, for the turns of note_served (moving averages).
+  double& average = stats.adapter_switches > 0 ? switch_ms_ : plain_ms_;
+  average = average == 0 ? stats.decode_ms : 0.8 * average + 0.2 * stats.decode_ms;
   stats.tokens = batch.n_tokens;
   stats.sequences = static_cast<int32_t>(in_batch.size());
   llama_batch_free(batch);
@@ -508,15 +628,16 @@ StepStats TextBatch::step() {
     if (row.slot->active) sample_and_emit(*row.slot, row.index);
   }
   // After the text decode, so that running streams got their token before any image work.
-  if (vision_ != nullptr) media_step(stats);
+  if (vision_ != nullptr) media_step(stats, mixed ? &chosen : nullptr);
   return stats;
 }
 
-void TextBatch::media_step(StepStats& stats) {
+void TextBatch::media_step(StepStats& stats, const LoraSet* group) {
   const size_t n = slots_.size();
   for (size_t k = 0; k < n; ++k) {
     Slot& s = *slots_[(media_cursor_ + k) % n];
     if (!s.active || !s.at_media()) continue;
+    if (group != nullptr && !s.request.lora.same_as(*group)) continue;  // the set on ctx_
     media_cursor_ = (media_cursor_ + k + 1) % n;  // the next unit goes to the next sequence
     const MediaChunk& chunk = *s.request.media[s.media_next].chunk;
     const auto t0 = Clock::now();
@@ -533,8 +654,18 @@ void TextBatch::media_step(StepStats& stats) {
       return;
     }
     llama_pos next = s.pos;
-    const int32_t rc = vision_->decode(ctx_, chunk, s.media_embd, s.pos, s.seq,
-                                       static_cast<int32_t>(llama_n_batch(ctx_)), next);
+    auto decode_media = [&] {
+      return vision_->decode(ctx_, chunk, s.media_embd, s.pos, s.seq,
+                             static_cast<int32_t>(llama_n_batch(ctx_)), next);
+    };
+    int32_t rc = 0;
+    if (reserve_pending_) {
+      MutexLock lock(*adapter_lock_);
+      reserve_pending_ = false;
+      rc = decode_media();
+    } else {
+      rc = decode_media();
+    }
     stats.image_tokens += chunk.n_tokens();
     stats.image_decode_ms += ms_between(t0, Clock::now());
     if (rc != 0) {

@@ -12,6 +12,18 @@
 // sequence, and a step runs at most one such unit after the text decode. So running streams
 // still get one token per step while images are processed; their stall is bounded by one unit.
 //
+// LoRA adapters (lora_adapter.h): libllama sets adapters per context, so requests with
+// different adapter sets (GenerationRequest::lora) never share a decode. When the running
+// sequences hold more than one set, each step decodes the sequences of one set, the sets taking
+// turns (the one served longest ago goes next, a new set at once; each keeps the decode for a
+// turn of a few steps that amortizes the switch, BatchOptions::max_adapter_turn), and the
+// context's set is changed only when it differs from the last step's
+// (StepStats::adapter_switches). When every
+// running sequence has the same set (all on the base, the usual case) a step is what it is
+// without adapters. An idle slot's cached prefix is reused only by a request with the same
+// set, since its KV was computed with it. Images work with adapters: their embeddings are
+// decoded with the sequence's set.
+//
 // Threading: not thread-safe. One owner thread (the scheduler, or the CLI) calls every method;
 // callbacks run on that thread, inside step() or cancel().
 #pragma once
@@ -26,12 +38,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/lora_adapter.h"
 #include "engine/sampling.h"
 #include "engine/text_model.h"
 #include "engine/text_stream.h"
 #include "engine/vision_prompt.h"
 
 struct llama_context;
+struct llama_batch;
 
 namespace mmserve::engine {
 
@@ -42,6 +56,10 @@ struct BatchOptions {
   int32_t n_parallel = 1;  // sequences decoded together
   int32_t n_batch = 512;   // most tokens in one llama_decode call
   int32_t threads = 0;     // 0 = default_thread_count()
+  // LoRA: the most steps one adapter set keeps the decode while others wait. Switching sets
+  // rebuilds the context's graph, so a set keeps it for as many steps as make that cost at most
+  // about one plain step per step (measured), within [1, this]. 1: strict alternation.
+  int32_t max_adapter_turn = 8;
 };
 
 struct GenerationRequest {
@@ -60,6 +78,12 @@ struct GenerationRequest {
   // the special tokens written out in the text (its parser reads them).
   GrammarConstraint grammar;
   std::vector<Token> preserved_tokens;
+  // The adapters this request runs with (empty: the base model); they must have been loaded
+  // for this batch's model. The request holds them alive until it finishes.
+  LoraSet lora;
+  // The adapters as the client named them; the executor resolves them into `lora` (the engine
+  // reads only `lora`).
+  std::vector<LoraRef> lora_refs;
 };
 
 // One generated token's log-probability under the model's distribution (before sampling
@@ -98,6 +122,10 @@ struct StepStats {
   double image_encode_ms = 0;
   int32_t image_tokens = 0;  // image embeddings decoded into a sequence
   double image_decode_ms = 0;
+  // LoRA: 1 when this step changed the context's adapter set (its graph is rebuilt), and the
+  // set every sequence decoded in this step had (empty: the base).
+  int32_t adapter_switches = 0;
+  LoraSet::Key lora;
 };
 
 class TextBatch {
@@ -152,7 +180,15 @@ class TextBatch {
   std::vector<bool> renders_empty_;
   // Runs one image unit (an encode, or the decode of encoded embeddings) of some sequence
   // waiting at an image, round-robin; records what it did in `stats`.
-  void media_step(StepStats& stats);
+  void media_step(StepStats& stats, const LoraSet* group);
+  // The adapter set whose sequences this step decodes: the one set when all sequences with
+  // work share it (then *mixed is false), else the one served longest ago. Null when idle.
+  const LoraSet* choose_group(bool* mixed) const;
+  void note_served(const LoraSet& set, bool switched);
+  // Sets `set` on the context when it is not already there.
+  void apply_lora(const LoraSet& set, StepStats& stats);
+  // llama_decode, under adapter_lock when the context will rebuild its graph (after a switch).
+  int32_t decode(const llama_batch& batch);
 
   std::shared_ptr<const TextModel> model_;
   std::shared_ptr<VisionModel> vision_;
@@ -164,6 +200,15 @@ class TextBatch {
   size_t prefill_cursor_ = 0;  // round-robin start among prefilling slots
   size_t media_cursor_ = 0;    // round-robin start among slots waiting at an image
   uint64_t use_clock_ = 0;     // for least-recently-used eviction of idle caches
+  LoraSet applied_;            // the adapters set on ctx_ (held alive while set)
+  // When each set was last served (group_clock_), while several sets run: for choose_group.
+  std::vector<std::pair<LoraSet::Key, uint64_t>> served_at_;
+  uint64_t group_clock_ = 0;
+  int32_t turn_left_ = 0;  // steps the set on the context keeps the decode
+  int32_t max_turn_ = 8;
+  double switch_ms_ = 0, plain_ms_ = 0;  // decode times of steps with and without a switch
+  bool reserve_pending_ = false;         // adapters changed since the last decode
+  Mutex* adapter_lock_ = nullptr;        // adapter_lock(*model_)
 };
 
 }  // namespace mmserve::engine

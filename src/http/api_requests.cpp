@@ -20,7 +20,6 @@ std::vector<NoOpField> openai_no_ops() {
   return {{"n", {1}},
           {"presence_penalty", {0}},
           {"frequency_penalty", {0}},
-          {"store", {false}},
           {"service_tier", {"auto", "default"}}};
 }
 
@@ -31,7 +30,9 @@ std::vector<std::string_view> openai_fields(std::initializer_list<std::string_vi
   std::vector<std::string_view> fields = {
       "model",        "max_tokens",     "temperature",    "top_p", "top_k",
       "min_p",        "repeat_penalty", "seed",           "stop",  "ignore_eos",
-      "cache_prompt", "stream",         "stream_options", "user",  "logit_bias"};
+      "cache_prompt", "stream",         "stream_options", "user",  "logit_bias",
+      "store",  // "store": whether the call may be captured (stages/capture)
+      "lora"};  // LoRA adapters (http/lora_request.h)
   fields.insert(fields.end(), extra);
   return fields;
 }
@@ -166,9 +167,9 @@ namespace {
 void reject_unsupported_parameters(const std::string& task, const Json& params) {
   std::vector<std::string_view> fields;
   if (task == "text-gen" || task == "image-caption") {
-    fields = {"max_tokens", "temperature", "top_p",          "top_k",      "min_p",
-              "stop",       "seed",        "repeat_penalty", "ignore_eos", "cache_prompt",
-              "raw",        "system",      "stream",         "data_class"};
+    fields = {"max_tokens", "temperature",    "top_p",      "top_k",        "min_p", "stop",
+              "seed",       "repeat_penalty", "ignore_eos", "cache_prompt", "raw",   "system",
+              "stream",     "data_class",     "store",      "lora"};
     if (task == "image-caption") {
       fields.emplace_back("prompt");
     } else {
@@ -219,6 +220,7 @@ ChatRequest parse_chat_request(const Json& body) {
   r.format = read_chat_answer_format(body);
   read_generation_params(body, "", r.generation, {"max_completion_tokens", "max_tokens"});
   r.stream = read_stream_choice(body);
+  r.store = opt_bool(body, "store", "");
   return r;
 }
 
@@ -243,6 +245,7 @@ CompletionRequest parse_completion_request(const Json& body) {
   }
   read_generation_params(body, "", r.generation);
   r.stream = read_stream_choice(body);
+  r.store = opt_bool(body, "store", "");
   if (auto n = opt_integer(body, "logprobs", "")) {
     if (*n < 0 || *n > 20) {
       invalid("logprobs must be between 0 and 20", "logprobs");
@@ -289,6 +292,7 @@ InferenceRequest parse_inference_request(const Json& body, bool has_upload) {
     return r;
   }
   read_generation_params(params, "parameters", r.generation);
+  r.store = opt_bool(params, "store", "parameters");
   r.raw = opt_bool(params, "raw", "parameters").value_or(false);
   r.system = opt_string(params, "system", "parameters");
   if (const auto schema = params.find("json_schema");

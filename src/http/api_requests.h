@@ -30,6 +30,7 @@ struct ChatRequest {
   engine::GenerationRequest generation;  // sampling, stop, max_tokens (0: not given); no prompt
   StreamChoice stream;
   pipeline::AnswerFormat format;  // tools, response_format, reasoning
+  std::optional<bool> store;      // capture it (stages/capture); unset: the server's policy
 };
 
 struct CompletionRequest {
@@ -37,6 +38,7 @@ struct CompletionRequest {
   std::string prompt;
   engine::GenerationRequest generation;  // top_logprobs from "logprobs"
   StreamChoice stream;
+  std::optional<bool> store;  // as ChatRequest's
 };
 
 using SpeechParams = pipeline::SpeechParams;
@@ -54,6 +56,7 @@ struct InferenceRequest {
   std::optional<std::string> system;
   std::string caption_prompt;              // image-caption: what to ask
   std::optional<std::string> json_schema;  // text-gen: parameters.json_schema
+  std::optional<bool> store;               // parameters.store: as ChatRequest's
   // speech-transcribe:
   SpeechParams speech;
 };

@@ -20,6 +20,7 @@ void chat_completions(const Services& services, const ApiRequest& req, ApiRespon
   auto& call = ex.call;
   fill_chat_call(call, std::move(chat.model), std::move(chat.messages), std::move(chat.format),
                  std::move(chat.generation));
+  call.store = chat.store;
   std::string id;
   const pipeline::Submission p =
       submit_text_call(services, ex, chat.stream.stream, "chatcmpl-", id);

@@ -88,6 +88,7 @@ struct RequestRecord {
   std::shared_ptr<scheduler::EmbeddingJob> embedding;  // embed
   std::string response_id;
   bool stream = false;
+  std::shared_ptr<const engine::ChatOutputParser> parser;  // text: reads the answer back
   // A stream's line, begun when the headers went out and completed when the stream ends.
   std::optional<RequestLogEntry> deferred;
   bool deferred_capture_text = false;

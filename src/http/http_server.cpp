@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "http/adapter_routes.h"
 #include "http/http_error.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
@@ -39,6 +40,13 @@ void guarded(ApiResponse& res, const std::function<void()>& handler) {
 }
 
 pipeline::Submission submit_call(const Services& services, Exchange& exchange) {
+  // "model": "base:adapter" asks for a LoRA adapter of model "base" (runtime/lora_table.h).
+  auto& call = exchange.call;
+  if (auto split = runtime::split_adapter_model(services.runtime.models(), call.model)) {
+    call.model = std::move(split->first);
+    call.generation.lora_refs.insert(call.generation.lora_refs.begin(),
+                                     {.name = std::move(split->second), .field = "model"});
+  }
   pipeline::Submission s = services.pipeline.submit(exchange.call);
   exchange.record.model = s.model;
   exchange.record.route = exchange.call.executor;
@@ -231,11 +239,11 @@ void apply_error(const Error& error, httplib::Response& res) {
 }  // namespace
 
 HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipeline,
-                       HttpOptions options, UsageSources usage)
+                       HttpOptions options, UsageSources usage, stages::CaptureWriter* capture)
     : runtime_(runtime),
       pipeline_(pipeline),
       options_(std::move(options)),
-      services_{runtime_, pipeline_, usage} {
+      services_{runtime_, pipeline_, usage, capture} {
   if (options_.tls_cert.empty() != options_.tls_key.empty()) {
     throw Error(ErrorCode::kInvalidInput, "--tls-cert and --tls-key go together", "--tls-cert");
   }
@@ -378,9 +386,9 @@ HttpServer::HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipe
         }
       });
 
-  for (auto family :
-       {health_routes, inference_routes, chat_routes, responses_routes, openai_routes, audio_routes,
-        privacy_routes, metrics_routes, model_routes, usage_routes, embedding_routes, web_routes}) {
+  for (auto family : {health_routes, inference_routes, chat_routes, responses_routes, openai_routes,
+                      audio_routes, privacy_routes, metrics_routes, model_routes, usage_routes,
+                      embedding_routes, web_routes, feedback_routes, adapter_routes}) {
     for (auto& route : family(services_)) {
       install(std::move(route));
     }

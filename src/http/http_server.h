@@ -49,8 +49,9 @@ struct RouteInfo {
 class HttpServer {
  public:
   // Throws Error(kInvalidInput, "--tls-cert") when the certificate or key cannot be loaded.
+  // `capture`: the capture writer (POST /v1/feedback); null without one.
   HttpServer(runtime::Runtime& runtime, const pipeline::Pipeline& pipeline, HttpOptions options,
-             UsageSources usage = {});
+             UsageSources usage = {}, stages::CaptureWriter* capture = nullptr);
   ~HttpServer();
 
   // Binds the listening socket; returns the port (useful with port 0). Throws Error.

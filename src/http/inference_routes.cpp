@@ -182,6 +182,7 @@ std::vector<Route> inference_routes(const Services& services) {
          auto& call = ex.call;
          call.model = r.model;
          call.stream = r.stream;
+         call.store = r.store;
          call.data_class = pipeline::stricter_data_class(call.data_class, r.data_class);
          if (r.task == "speech-transcribe") {
            call.task = runtime::Task::kSpeechTranscribe;

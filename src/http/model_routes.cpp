@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/model_locator.h"
 #include "engine/text_model.h"
+#include "http/adapter_routes.h"
 #include "http/json_fields.h"
 #include "http/json_output.h"
 #include "http/routes.h"
@@ -112,7 +113,11 @@ Json model_json_named(runtime::Runtime& rt, const std::string& name) {
 Json list_json(runtime::Runtime& rt) {
   Json data = Json::array();
   for (const auto& s : rt.models().list()) {
-    data.push_back(model_json(s));
+    Json entry = model_json(s);
+    Json adapters = Json::array();
+    add_adapter_entries(s, entry, adapters);  // "base:adapter" entries after their base
+    data.push_back(std::move(entry));
+    for (auto& a : adapters) data.push_back(std::move(a));
   }
   return {{"object", "list"}, {"data", std::move(data)}};
 }

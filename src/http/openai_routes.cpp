@@ -54,6 +54,7 @@ void completions(const Services& services, const ApiRequest& req, ApiResponse& r
   call.text.prompt = std::move(completion.prompt);
   call.text.default_max_tokens = 16;  // OpenAI's documented default
   call.generation = std::move(completion.generation);
+  call.store = completion.store;
   std::string id;
   const pipeline::Submission p =
       submit_text_call(services, ex, completion.stream.stream, "cmpl-", id);

@@ -193,6 +193,7 @@ ResponsesRequest parse_responses_request(const Json& body) {
                              "metadata",
                              "user",
                              "store",
+                             "lora",
                              "reasoning_format"},
                             {{"truncation", {"disabled"}},
                              {"service_tier", {"auto", "default"}},
@@ -212,7 +213,8 @@ ResponsesRequest parse_responses_request(const Json& body) {
   }
   read_generation_params(body, "", r.generation, {"max_output_tokens"});
   r.stream = opt_bool(body, "stream", "").value_or(false);
-  (void)opt_bool(body, "store", "");  // nothing is stored either way: a response is not kept
+  // Not kept for previous_response_id; it asks for (or refuses) capture (stages/capture).
+  r.store = opt_bool(body, "store", "");
   (void)opt_object(body, "metadata", "");
   // Tools: the function declarations are flat here ({type, name, description, parameters}).
   Json chat_shaped = Json::object();

@@ -22,6 +22,7 @@ struct ResponsesRequest {
   engine::GenerationRequest generation;
   pipeline::AnswerFormat format;
   bool stream = false;
+  std::optional<bool> store;  // capture it (stages/capture); unset: the server's policy
   Json echo;  // the request's settings the response object repeats (tools, text, ...)
 };
 

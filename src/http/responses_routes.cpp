@@ -262,6 +262,7 @@ void responses(const Services& services, const ApiRequest& req, ApiResponse& res
   auto& call = ex.call;
   fill_chat_call(call, std::move(r.model), std::move(r.messages), std::move(r.format),
                  std::move(r.generation));
+  call.store = r.store;
   std::string id;
   const pipeline::Submission p = submit_text_call(services, ex, r.stream, "resp_", id);
   const ResponseShell shell{.id = id, .created = unix_now(), .model = p.model, .echo = r.echo};

@@ -14,6 +14,7 @@
 #include "pipeline/executor.h"
 #include "pipeline/pipeline.h"
 #include "runtime/runtime.h"
+#include "stages/capture/capture_writer.h"
 #include "stages/quota/quota_stage.h"
 #include "store/audit_store.h"
 #include "store/key_store.h"
@@ -33,6 +34,8 @@ struct Services {
   runtime::Runtime& runtime;
   const pipeline::Pipeline& pipeline;
   UsageSources usage;
+  // POST /v1/feedback's store and the captures still queued; null without serve --capture-db.
+  stages::CaptureWriter* capture = nullptr;
 };
 
 using Handler = std::function<void(const ApiRequest&, ApiResponse&, Exchange&)>;
@@ -73,6 +76,8 @@ std::vector<Route> embedding_routes(const Services& services);
 std::vector<Route> privacy_routes(const Services& services);
 // GET /v1/usage (usage_routes.cpp).
 std::vector<Route> usage_routes(const Services& services);
+// POST /v1/feedback (feedback_routes.cpp).
+std::vector<Route> feedback_routes(const Services& services);
 // GET /health and /ready (health_routes.cpp).
 std::vector<Route> health_routes(const Services& services);
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "http/lora_request.h"
 #include "pipeline/generation_params.h"
 
 namespace mmserve::http {
@@ -41,6 +42,7 @@ void read_generation_params(const Json& obj, const std::string& path, engine::Ge
     }
   }
   pipeline::apply_generation_params(p, path, r);
+  read_lora_param(obj, path, r.lora_refs);  // LoRA adapters by name (http/lora_request.h)
 }
 
 }  // namespace mmserve::http

@@ -107,6 +107,10 @@ ServerMetrics::ServerMetrics()
                                       "Request log lines dropped because stderr could not keep "
                                       "up.")
                              .labels({})),
+      lora_switches_(registry_.counter("mmserve_lora_switches_total",
+                                       "Decode steps that changed a text model's LoRA adapters "
+                                       "(requests on different adapters take turns), by model.",
+                                       {"model"})),
       process_(registry_),
       routing_(registry_) {}
 
@@ -136,6 +140,10 @@ void ServerMetrics::record_generation(const GenerationFacts& f) {
 
 void ServerMetrics::record_decode_step(int sequences) {
   if (sequences > 0) batch_size_.observe(sequences);
+}
+
+Counter& ServerMetrics::lora_switches(std::string_view model) {
+  return lora_switches_.labels({std::string(model)});
 }
 
 void ServerMetrics::add_audio_seconds(double seconds) {

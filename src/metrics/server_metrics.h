@@ -48,14 +48,17 @@ class ServerMetrics {
   RoutingMetrics& routing() { return routing_; }
 
   // One inference request answered: mmserve_requests_total and
-  // mmserve_request_duration_seconds. `route` is "local" (served here) or "cloud"; `model` is empty when
-  // the request failed before one was chosen.
+  // mmserve_request_duration_seconds. `route` is "local" (served here) or "cloud"; `model` is empty
+  // when the request failed before one was chosen.
   void record_request(std::string_view task, std::string_view model, std::string_view endpoint,
                       std::string_view route, int status, double seconds);
   // Token counters, queue wait, time to first token and inter-token latency.
   void record_generation(const GenerationFacts& facts);
   // Sequences that took part in one decode step (mmserve_batch_size).
   void record_decode_step(int sequences);
+  // mmserve_lora_switches_total{model}: decode steps that changed a text model's context's LoRA
+  // adapters; the reference stays valid (a step observer keeps it).
+  Counter& lora_switches(std::string_view model);
   // For the speech and vision features: audio transcribed, images described.
   void add_audio_seconds(double seconds);
   void add_images(int64_t count);
@@ -100,6 +103,7 @@ class ServerMetrics {
   Family<Gauge>& model_load_seconds_;
   Family<Gauge>& build_info_;
   Counter& log_lines_dropped_;
+  Family<Counter>& lora_switches_;
   ProcessMetrics process_;
   RoutingMetrics routing_;
   Mutex gpu_mutex_;

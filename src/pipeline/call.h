@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/access.h"
+#include "engine/chat_format.h"
 #include "engine/text_batch.h"
 #include "runtime/model_spec.h"
 
@@ -233,6 +234,9 @@ struct Call {
   std::optional<AudioInput> audio;  // speech-transcribe
   SpeechParams speech;
   std::optional<EmbedInput> embed;  // embed
+  // The client's "store" (OpenAI's chat and Responses field; parameters.store on /v1/inference):
+  // whether it wants the call captured (stages/capture); unset: the server's capture policy.
+  std::optional<bool> store;
 
   void annotate(std::string_view stage, std::string_view key, std::string value);
   // The value of the latest annotation with `key`; nullptr when none.
@@ -267,6 +271,17 @@ struct Completion {
   std::string client;      // the remote address
   double duration_ms = 0;
   Usage usage;
+  // A text answer that completed (text-gen, image-caption), for the capture stage; unset for the
+  // others and for calls that failed. Filled by the edge, streamed and plain answers alike.
+  struct Answer {
+    std::string response_id;  // the id the client got ("chatcmpl-...", "inf-...", "resp_...")
+    std::string text;         // the generated text, unparsed
+    // Reads `text` back into content and tool calls (the model's chat format); null: as is.
+    std::shared_ptr<const engine::ChatOutputParser> parser;
+    std::string finish_reason;  // "stop", "length", ... (engine::finish_reason_name)
+    double ttft_ms = 0;         // submitted to first token; 0 when none came
+  };
+  std::optional<Answer> answer;
 };
 
 }  // namespace mmserve::pipeline

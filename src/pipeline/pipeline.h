@@ -6,8 +6,8 @@
 //     -> ... answer ... -> finish: on_finish of each stage, in reverse order
 //
 // The order today (cli/serve_command.cpp): "auth" (stages/auth/), "quota" (stages/quota/),
-// "privacy" (stages/privacy/), "audit" (stages/audit/); capture will add its own without
-// touching the routes.
+// "privacy" (stages/privacy/), "audit" (stages/audit/), "capture" (stages/capture/, with a
+// capture database).
 //
 // Ownership: owns its stages and executors. Threading: built before serving (add_*), then only
 // its const methods run, from any number of threads at once.

@@ -1,5 +1,5 @@
 // A stage: one step every call passes between the edge and its executor (authentication,
-// quotas, privacy routing, the audit log; capture later), each its own folder under src/stages/. A
+// quotas, privacy routing, the audit log, capture), each its own folder under src/stages/. A
 // stage refuses a call by throwing Error (the edge turns its code into a status), annotates it
 // (Call::annotate), or hands it to another executor (Call::executor).
 //

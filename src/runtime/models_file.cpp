@@ -8,13 +8,14 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "runtime/lora_table.h"
 
 namespace mmserve::runtime {
 namespace {
 
 const std::set<std::string, std::less<>> kTextKeys = {
-    "name",     "aliases",    "kind",       "path",    "mmproj", "parallel",
-    "ctx_size", "batch_size", "gpu_layers", "threads", "pinned", "preload", "cpu_moe", "n_cpu_moe"};
+    "name",       "aliases", "kind",   "path",    "mmproj",  "parallel",  "ctx_size", "batch_size",
+    "gpu_layers", "threads", "pinned", "preload", "cpu_moe", "n_cpu_moe", "capture",  "lora"};
 const std::set<std::string, std::less<>> kSpeechKeys = {
     "name", "aliases", "kind", "path", "vad", "parallel", "threads", "pinned", "preload"};
 const std::set<std::string, std::less<>> kEmbeddingKeys = {
@@ -94,6 +95,58 @@ std::string resolved(const std::string& path, const std::string& base_dir) {
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
+// lora = ["name=FILE[:SCALE]", ...] or [{ name = "...", path = "...", scale = 0.5 }, ...],
+// paths relative to the file.
+std::vector<LoraSpec> read_loras(const toml::node& node, const Where& w, const std::string& base) {
+  const auto* arr = node.as_array();
+  if (arr == nullptr) {
+    fail(
+        w, node, "lora",
+        R"('lora' must be an array: ["name=FILE[:SCALE]", ...] or [{name = "...", path = "..."}])");
+  }
+  std::vector<LoraSpec> loras;
+  for (const auto& item : *arr) {
+    LoraSpec lora;
+    if (const auto* s = item.as_string()) {
+      try {
+        lora = parse_lora_spec(s->get(), "lora");
+      } catch (const Error& e) {
+        fail(w, item, "lora", e.what());
+      }
+    } else if (const auto* t = item.as_table()) {
+      for (const auto& [key, value] : *t) {
+        if (key.str() != "name" && key.str() != "path" && key.str() != "scale") {
+          fail(w, value, "lora",
+               "unknown key '" + std::string(key.str()) +
+                   "' in a lora entry; keys: name, path, scale");
+        }
+      }
+      lora.name = string_key(*t, w, "name", true);
+      lora.path = string_key(*t, w, "path", true);
+      if (const toml::node* scale = t->get("scale")) {
+        const auto v = scale->value<double>();
+        if (!v) fail(w, *scale, "lora", "a lora entry's 'scale' must be a number");
+        lora.scale = static_cast<float>(*v);
+      }
+      try {
+        engine::LoraAdapter::check_name(lora.name, "lora");
+        engine::LoraAdapter::check_scale(lora.scale, "lora");
+      } catch (const Error& e) {
+        fail(w, item, "lora", e.what());
+      }
+    } else {
+      fail(w, item, "lora", "each 'lora' entry is a \"name=FILE[:SCALE]\" string or a table");
+    }
+    lora.path = resolved(lora.path, base);
+    for (const auto& other : loras) {
+      if (other.name == lora.name)
+        fail(w, item, "lora", "adapter '" + lora.name + "' is given twice");
+    }
+    loras.push_back(std::move(lora));
+  }
+  return loras;
+}
+
 ModelSpec read_model(const toml::table& t, const std::string& origin, const std::string& base,
                      const ModelSpec& defaults) {
   Where w{origin, {}};
@@ -143,6 +196,7 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
   spec.threads = int_key(t, w, "threads", defaults.threads, 0, 1024);
   spec.pinned = bool_key(t, w, "pinned", defaults.pinned);
   spec.preload = bool_key(t, w, "preload", defaults.preload) || spec.pinned;
+  spec.capture = bool_key(t, w, "capture", false);
   if (spec.kind == ModelKind::kText) {
     spec.mmproj_path = resolved(string_key(t, w, "mmproj", false), base);
     spec.parallel = int_key(t, w, "parallel", spec.parallel, 1, 256);
@@ -151,6 +205,7 @@ ModelSpec read_model(const toml::table& t, const std::string& origin, const std:
     spec.gpu_layers = int_key(t, w, "gpu_layers", spec.gpu_layers, -1, 1 << 16);
     spec.cpu_moe_layers = int_key(t, w, "n_cpu_moe", spec.cpu_moe_layers, 0, 1 << 16);
     if (bool_key(t, w, "cpu_moe", spec.cpu_moe_layers < 0)) spec.cpu_moe_layers = -1;
+    if (const toml::node* lora = t.get("lora")) spec.loras = read_loras(*lora, w, base);
   } else if (spec.kind == ModelKind::kEmbedding) {
     spec.ctx_size = int_key(t, w, "ctx_size", 0, 0, 1 << 20);  // the most tokens of one input
     spec.batch_size = int_key(t, w, "batch_size", spec.batch_size, 1, 1 << 16);

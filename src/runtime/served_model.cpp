@@ -40,7 +40,11 @@ std::string weights_device() {
 // probe is not counted.
 void observe_text_metrics(scheduler::TextScheduler& text, const std::string& model) {
   auto& m = metrics::server_metrics();
-  text.set_step_observer([&m](const engine::StepStats& s) { m.record_decode_step(s.sequences); });
+  auto& switches = m.lora_switches(model);
+  text.set_step_observer([&m, &switches](const engine::StepStats& s) {
+    m.record_decode_step(s.sequences);
+    if (s.adapter_switches > 0) switches.inc();
+  });
   text.set_finish_observer([&m, model](const scheduler::GenerationOutcome& o) {
     const auto& r = o.result;
     m.record_generation({.task = "text-gen",
@@ -173,6 +177,15 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
     observe_text_metrics(*text, spec.name);
     metrics::server_metrics().set_model_memory(spec.name, weights_device(),
                                                static_cast<double>(llama_model_size(model->raw())));
+    served->loras_ = std::make_unique<LoraTable>(model, spec.name);
+    for (const auto& lora : spec.loras) {
+      try {
+        served->loras_->load(lora);
+      } catch (const Error& e) {
+        throw Error(e.code(), "model '" + spec.name + "': adapter '" + lora.name + "': " + e.what(),
+                    "lora");
+      }
+    }
     served->text_ = std::move(text);
     served->vision_ = std::move(vision);
   }
@@ -184,6 +197,7 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
 ServedModel::~ServedModel() {
   // The schedulers' destructors end what is left (nothing: the last lease is gone) and join.
   text_.reset();
+  loras_.reset();  // after the scheduler, whose batch may still hold one
   speech_.reset();
   embedding_.reset();
   if (spec_.kind != ModelKind::kSpeech) {
@@ -200,6 +214,16 @@ scheduler::TextScheduler& ServedModel::text() const {
                 "model");
   }
   return *text_;
+}
+
+LoraTable& ServedModel::loras() const {
+  if (!loras_) {
+    throw Error(ErrorCode::kInvalidInput,
+                "model '" + spec_.name + "' is a " + model_kind_name(spec_.kind) +
+                    " model; LoRA adapters are for text models",
+                "model");
+  }
+  return *loras_;
 }
 
 scheduler::SpeechScheduler& ServedModel::speech() const {

@@ -16,6 +16,7 @@
 #include "engine/embedding_model.h"
 #include "engine/speech_model.h"
 #include "engine/vision_model.h"
+#include "runtime/lora_table.h"
 #include "runtime/model_spec.h"
 #include "scheduler/embedding_scheduler.h"
 #include "scheduler/speech_scheduler.h"
@@ -58,6 +59,11 @@ class ServedModel {
   scheduler::EmbeddingScheduler& embedding() const;
   const engine::EmbeddingModel& embedding_model() const;
 
+  // A text model's LoRA adapters (lora_table.h); Error(kInvalidInput, "model") for the other
+  // kinds.
+  LoraTable& loras() const;
+  bool has_loras() const { return loras_ != nullptr; }
+
   // Requests running or waiting on it now.
   bool busy() const;
   int64_t memory_bytes() const { return memory_bytes_; }  // estimate_model_bytes
@@ -74,6 +80,7 @@ class ServedModel {
 
   ModelSpec spec_;
   std::unique_ptr<scheduler::TextScheduler> text_;
+  std::unique_ptr<LoraTable> loras_;  // text models
   std::shared_ptr<const engine::VisionModel> vision_;
   std::unique_ptr<scheduler::SpeechScheduler> speech_;
   std::shared_ptr<const engine::SpeechModel> speech_model_;

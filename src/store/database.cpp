@@ -11,7 +11,6 @@
 namespace mmserve::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
 constexpr int kBusyTimeoutMs = 5000;
 
 // Version 1. Lists are comma-separated ('' = all); times are Unix milliseconds (0 = never).
@@ -57,6 +56,12 @@ CREATE INDEX audit_key_time ON audit (key, time_ms);
 PRAGMA user_version = 1;
 )";
 
+// Version 2: keys marked for capture (stages/capture).
+constexpr const char* kSchemaV2 = R"(
+ALTER TABLE keys ADD COLUMN capture INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 2;
+)";
+
 bool is_busy(int rc) {
   const int primary = rc & 0xff;
   return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
@@ -84,9 +89,17 @@ std::string database_path_from(const std::string& flag_value) {
   return env != nullptr ? std::string(env) : std::string();
 }
 
-Database::Database(const std::string& path) : path_(path) {
+const Schema& keys_schema() {
+  static const Schema schema{.steps = {kSchemaV1, kSchemaV2}, .field = "db"};
+  return schema;
+}
+
+Database::Database(const std::string& path) : Database(path, keys_schema()) {}
+
+Database::Database(const std::string& path, const Schema& schema) : path_(path) {
+  const std::string& field = schema.field;
   if (path.empty()) {
-    throw Error(ErrorCode::kInvalidInput, "no database file given", "db");
+    throw Error(ErrorCode::kInvalidInput, "no database file given", field);
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -94,7 +107,7 @@ Database::Database(const std::string& path) : path_(path) {
     throw Error(
         ErrorCode::kInvalidInput,
         "database " + path + ": directory " + parent.string() + " does not exist (create it first)",
-        "db");
+        field);
   }
   const int rc =
       sqlite3_open_v2(path.c_str(), &db_,
@@ -103,7 +116,7 @@ Database::Database(const std::string& path) : path_(path) {
     const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw Error(ErrorCode::kInvalidInput, "cannot open database " + path + ": " + message, "db");
+    throw Error(ErrorCode::kInvalidInput, "cannot open database " + path + ": " + message, field);
   }
   try {
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
@@ -111,18 +124,18 @@ Database::Database(const std::string& path) : path_(path) {
     const int probe =
         sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
     if ((probe & 0xff) == SQLITE_NOTADB) {
-      throw Error(ErrorCode::kInvalidInput, path + " is not an SQLite database", "db");
+      throw Error(ErrorCode::kInvalidInput, path + " is not an SQLite database", field);
     }
     if (probe != SQLITE_OK && !is_busy(probe)) {
       throw Error(ErrorCode::kInvalidInput,
-                  "cannot open database " + path + ": " + sqlite3_errmsg(db_), "db");
+                  "cannot open database " + path + ": " + sqlite3_errmsg(db_), field);
     }
     const auto guard = lock();
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = NORMAL");
     exec("PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs));
     exec("PRAGMA foreign_keys = ON");
-    migrate();
+    migrate(schema);
   } catch (...) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
@@ -151,27 +164,28 @@ void Database::exec(std::string_view sql) const {
   }
 }
 
-void Database::migrate() {
-  const auto newer = [this](int64_t version) {
-    if (version > kSchemaVersion) {
+void Database::migrate(const Schema& schema) {
+  const auto latest = static_cast<int64_t>(schema.steps.size());
+  const auto newer = [this, &schema, latest](int64_t version) {
+    if (version > latest) {
       throw Error(ErrorCode::kInvalidInput,
                   "database " + path_ + " (schema version " + std::to_string(version) +
                       ") was written by a newer mmserve; this one knows version " +
-                      std::to_string(kSchemaVersion),
-                  "db");
+                      std::to_string(latest),
+                  schema.field);
     }
   };
   int64_t version = scalar(*this, "PRAGMA user_version");
   newer(version);
-  if (version == kSchemaVersion) {
+  if (version == latest) {
     return;
   }
   Transaction tx(*this);
   // Read again under the write lock: another process may have migrated meanwhile.
   version = scalar(*this, "PRAGMA user_version");
   newer(version);
-  if (version == 0) {
-    exec(kSchemaV1);
+  for (; version < latest; ++version) {
+    exec(schema.steps[static_cast<size_t>(version)]);
   }
   tx.commit();
 }

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -24,6 +25,15 @@ struct sqlite3_stmt;
 namespace mmserve::store {
 
 class Statement;
+
+// A database's schema: `steps[i]` upgrades version i to i + 1 (and ends with
+// "PRAGMA user_version = i + 1"); `field` names the file in errors ("db", "capture-db").
+struct Schema {
+  std::vector<const char*> steps;
+  std::string field = "db";
+};
+// The keys and audit schema (the default).
+const Schema& keys_schema();
 
 // The database file: --db, else $MMSERVE_DB; "" when neither names one.
 std::string database_path_from(const std::string& flag_value);
@@ -33,6 +43,8 @@ class Database {
   // Error(kInvalidInput, field "db") when the file cannot be opened or created, is not an
   // SQLite database, or has a newer schema.
   explicit Database(const std::string& path);
+  // Another schema in its own file (the capture store's).
+  Database(const std::string& path, const Schema& schema);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -50,7 +62,7 @@ class Database {
   Statement& cached(const std::string& sql) const;
 
  private:
-  void migrate();
+  void migrate(const Schema& schema);
 
   std::string path_;
   sqlite3* db_ = nullptr;

@@ -27,7 +27,7 @@ constexpr std::string_view kBase62 =
 // The columns every record is read from, in this order.
 constexpr const char* kColumns =
     "id, name, tasks, models, endpoints, cloud, admin, rpm, tpm, audio_seconds_per_day, "
-    "concurrency, created_ms, rotated_ms, revoked_ms";
+    "concurrency, created_ms, rotated_ms, revoked_ms, capture";
 
 bool in(std::string_view alphabet, char c) {
   return alphabet.find(c) != std::string_view::npos;
@@ -173,6 +173,7 @@ KeyRecord read_record(const Statement& s, int first = 0) {
   r.created_ms = s.int64(first + 11);
   r.rotated_ms = s.int64(first + 12);
   r.revoked_ms = s.int64(first + 13);
+  r.scopes.capture = s.int64(first + 14) != 0;
   return r;
 }
 
@@ -263,13 +264,13 @@ NewKey KeyStore::create(const std::string& name, const AccessScopes& scopes,
   r.created_ms = unix_ms_now();
   Statement insert(db_,
                    "INSERT INTO keys (id, name, hash, tasks, models, endpoints, cloud, admin, rpm, "
-                   "tpm, audio_seconds_per_day, concurrency, created_ms, rotated_ms, revoked_ms) "
-                   "VALUES (?1, ?2, " +
+                   "tpm, audio_seconds_per_day, concurrency, created_ms, rotated_ms, revoked_ms, "
+                   "capture) VALUES (?1, ?2, " +
                        blob_literal(sha256(out.key)) +
-                       ", ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0)");
+                       ", ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, ?13)");
   insert.bind(1, r.id).bind(2, r.name);
   bind_access(insert, 3, scopes, limits);
-  insert.bind(12, r.created_ms).run();
+  insert.bind(12, r.created_ms).bind(13, int64_t{scopes.capture ? 1 : 0}).run();
   tx.commit();
   return out;
 }
@@ -331,9 +332,10 @@ KeyRecord KeyStore::update(std::string_view id_or_name, const AccessScopes& scop
   r.limits = limits;
   Statement s(db_,
               "UPDATE keys SET tasks = ?1, models = ?2, endpoints = ?3, cloud = ?4, admin = ?5, "
-              "rpm = ?6, tpm = ?7, audio_seconds_per_day = ?8, concurrency = ?9 WHERE id = ?10");
+              "rpm = ?6, tpm = ?7, audio_seconds_per_day = ?8, concurrency = ?9, capture = ?11 "
+              "WHERE id = ?10");
   bind_access(s, 1, scopes, limits);
-  s.bind(10, r.id).run();
+  s.bind(10, r.id).bind(11, int64_t{scopes.capture ? 1 : 0}).run();
   tx.commit();
   return r;
 }

@@ -78,7 +78,7 @@ def test_json_shapes(db):
     assert made["name"] == "ops"
     assert made["scopes"] == {"tasks": [], "models": ["stories", "qwen"],
                               "endpoints": ["/v1/chat/completions", "/v1/audio/*"],
-                              "cloud": True, "admin": True}
+                              "cloud": True, "admin": True, "capture": False}
     assert made["limits"] == {"rpm": 0, "tpm": 1000, "audio_seconds_per_day": 3600,
                               "concurrency": 2}
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", made["created"])

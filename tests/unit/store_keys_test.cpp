@@ -371,7 +371,7 @@ TEST_F(StoreKeys, ReopeningKeepsEverythingAndTheSchemaOnce) {
   const auto lock = db.lock();
   mmserve::store::Statement version(db, "PRAGMA user_version");
   ASSERT_TRUE(version.step());
-  EXPECT_EQ(version.int64(0), 1);
+  EXPECT_EQ(version.int64(0), 2);  // 2: keys' capture flag
   mmserve::store::Statement mode(db, "PRAGMA journal_mode");
   ASSERT_TRUE(mode.step());
   EXPECT_EQ(mode.text(0), "wal");
@@ -385,7 +385,7 @@ TEST_F(StoreKeys, ANewerSchemaIsRefused) {
   { Database db(path_); }
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   try {
     Database db(path_);

@@ -86,6 +86,14 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
   auto& text = lease->text();
   const auto& model = text.model();
   engine::GenerationRequest request = std::move(call.generation);
+  // LoRA adapters by name ("model": "base:adapter", a `lora` parameter): resolved on this model
+  // now, so that an unload after this point cannot take them from the request.
+  std::string adapters;
+  if (!request.lora_refs.empty()) {
+    request.lora = lease->loras().resolve(request.lora_refs);
+    request.lora_refs.clear();
+    adapters = request.lora.label();
+  }
   std::vector<media::Image> images;
   std::string prompt;
   std::shared_ptr<const engine::ChatOutputParser> parser;
@@ -134,7 +142,7 @@ pipeline::Submission LocalExecutor::submit_text(pipeline::Call& call,
         default_max_tokens(call.text, text.sequence_capacity(), request.prompt.size());
   }
   pipeline::Submission s;
-  s.model = lease->name();
+  s.model = adapters.empty() ? lease->name() : lease->name() + ":" + adapters;
   s.images = static_cast<int>(images.size());
   s.parser = std::move(parser);
   try {

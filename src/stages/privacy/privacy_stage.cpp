@@ -190,6 +190,9 @@ PrivacyStage::Route PrivacyStage::route(const pipeline::Call& call,
   if (has_media(call)) {
     return {"local", "unscanned_media"};  // images cannot be scanned here
   }
+  if (!call.generation.lora_refs.empty()) {
+    return {"local", "adapter"};  // a LoRA adapter of a local model: the cloud has none
+  }
   if (action == privacy::Action::kCloud) {
     return {"cloud", "route_cloud"};
   }
