@@ -1,12 +1,8 @@
 #include "http/adapter_routes.h"
 
-#include <unistd.h>
-
-#include <filesystem>
-
 #include "core/error.h"
-#include "core/model_locator.h"
 #include "http/json_output.h"
+#include "http/model_routes.h"
 
 namespace mmserve::http {
 namespace {
@@ -18,21 +14,6 @@ std::string required_string(const Json& body, const char* key, const char* what)
                 std::string("field '") + key + "' (" + what + ") is required", key);
   }
   return *value;
-}
-
-// Absolute, or relative to the model directory (as POST /models/register); readable now.
-std::string adapter_path(const std::string& value) {
-  std::filesystem::path path(value);
-  if (path.is_relative()) path = std::filesystem::path(default_models_dir()) / path;
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec) || ::access(path.c_str(), R_OK) != 0) {
-    throw Error(ErrorCode::kInvalidInput,
-                "field 'path': no readable file at " + path.string() +
-                    " (relative paths are relative to the model directory " + default_models_dir() +
-                    ")",
-                "path");
-  }
-  return path.string();
 }
 
 Json adapter_json(const engine::LoraAdapter& a, size_t index) {
@@ -86,7 +67,8 @@ std::vector<Route> adapter_routes(const Services& services) {
          runtime::LoraSpec spec;
          spec.name = required_string(body, "name", "what requests call the adapter");
          engine::LoraAdapter::check_name(spec.name, "name");
-         spec.path = adapter_path(required_string(body, "path", "the adapter's GGUF file"));
+         spec.path =
+             readable_model_file(required_string(body, "path", "the adapter's GGUF file"), "path");
          if (const auto scale = opt_number(body, "scale", "")) {
            spec.scale = static_cast<float>(*scale);
          }

@@ -132,8 +132,7 @@ std::string model_name_of(const ApiRequest& req) {
   return *name;
 }
 
-// A path of the register body: absolute, or relative to the model directory (where `mmserve
-// pull` puts models); it must be a readable regular file now.
+// A path of the register body (see readable_model_file), "" when absent and not required.
 std::string registered_path(const Json& body, const char* key, bool required) {
   const auto value = opt_string(body, key, "");
   if (!value || value->empty()) {
@@ -144,19 +143,7 @@ std::string registered_path(const Json& body, const char* key, bool required) {
     }
     return {};
   }
-  std::filesystem::path path(*value);
-  if (path.is_relative()) {
-    path = std::filesystem::path(default_models_dir()) / path;
-  }
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec) || ::access(path.c_str(), R_OK) != 0) {
-    throw Error(ErrorCode::kInvalidInput,
-                std::string("field '") + key + "': no readable file at " + path.string() +
-                    " (relative paths are relative to the model directory " + default_models_dir() +
-                    ")",
-                key);
-  }
-  return path.string();
+  return readable_model_file(*value, key);
 }
 
 int32_t registered_count(const Json& body, const char* key, int32_t fallback, int64_t max) {
@@ -231,6 +218,22 @@ std::pair<runtime::ModelSpec, bool> registration_of(const ApiRequest& req,
 }
 
 }  // namespace
+
+std::string readable_model_file(const std::string& value, const std::string& field) {
+  std::filesystem::path path(value);
+  if (path.is_relative()) {
+    path = std::filesystem::path(default_models_dir()) / path;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || ::access(path.c_str(), R_OK) != 0) {
+    throw Error(ErrorCode::kInvalidInput,
+                "field '" + field + "': no readable file at " + path.string() +
+                    " (relative paths are relative to the model directory " + default_models_dir() +
+                    ")",
+                field);
+  }
+  return path.string();
+}
 
 std::vector<Route> model_routes(const Services& services) {
   runtime::Runtime& rt = services.runtime;

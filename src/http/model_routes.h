@@ -8,6 +8,7 @@
 // the admin endpoints need the admin key, and are refused (403) without one.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "http/routes.h"
@@ -15,5 +16,10 @@
 namespace mmserve::http {
 
 std::vector<Route> model_routes(const Services& services);
+
+// A model or adapter file named by an admin request: absolute, or relative to the model
+// directory (where `mmserve pull` puts models), and a readable regular file now; else
+// Error(kInvalidInput) naming `field`.
+std::string readable_model_file(const std::string& value, const std::string& field);
 
 }  // namespace mmserve::http

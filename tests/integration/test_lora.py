@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, STORIES, needs_stories, running_server
+from tie_support import TIE_MARGIN, first_divergence_margin
 
 pytestmark = needs_stories
 BASE = "stories260K"
@@ -33,7 +34,7 @@ def adapters(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(adapters):
     with running_server("-m", STORIES, "--lora", f"a={adapters['a']}",
-                        "--lora", f"b={adapters['b']}:0.5", "-np", "4", "-t", "2",
+                        "--lora", f"b={adapters['b']}:0.5", "-np", "4", "-t", "1",
                         "--api-key", "user-key", "--admin-key", "admin-key") as s:
         yield s
 
@@ -104,8 +105,15 @@ def test_two_adapters_and_the_base_at_once_equal_their_solo_runs(server):
         return key, text_of(server, prompt=prompts[j], max_tokens=32, **forms[i])[0]
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
-        together = dict(pool.map(run, list(solo) * 2))
-    assert together == solo
+        together = list(pool.map(run, list(solo) * 2))
+    # Each equals its solo run, but where the solo run had a near-tie (the floating-point order
+    # of a step changes with the batch; tie_support.py): told apart from mixing adapters by the
+    # logit margin, under the same adapter, at the first differing token.
+    for (i, j), text in together:
+        if text != solo[(i, j)]:
+            margin = first_divergence_margin(server, prompts[j], solo[(i, j)], text, max_tokens=32,
+                                             headers=USER, **{"model": BASE, **forms[i]})
+            assert margin < TIE_MARGIN, (forms[i], prompts[j], solo[(i, j)], text, margin)
     status, _, metrics = server.get("/metrics", headers=USER)
     assert status == 200
     switches = [line for line in metrics.splitlines()

@@ -9,11 +9,13 @@ by the logit margin at the first differing token."""
 TIE_MARGIN = 1e-3
 
 
-def first_divergence_margin(server, prompt, alone, together, max_tokens=48):
+def first_divergence_margin(server, prompt, alone, together, max_tokens=48, headers=None, **extra):
     """The logprob gap between the two best candidates, in a greedy run of `prompt` (raw, through
-    /v1/completions), at the token where `alone` and `together` first differ."""
+    /v1/completions, with `extra` fields such as a model or adapter), at the token where `alone`
+    and `together` first differ."""
     status, _, body = server.post("/v1/completions", {"prompt": prompt, "max_tokens": max_tokens,
-                                                      "temperature": 0, "logprobs": 2})
+                                                      "temperature": 0, "logprobs": 2, **extra},
+                                  headers=headers)
     assert status == 200, body
     lp = body["choices"][0]["logprobs"]
     diff = next(i for i, (x, y) in enumerate(zip(alone + "\0", together + "\0")) if x != y)
