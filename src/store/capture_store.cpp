@@ -99,26 +99,17 @@ CaptureEntry read_entry(const Statement& s) {
   return e;
 }
 
-int64_t pragma(const Database& db, const char* sql) {
-  Statement s(db, sql);
-  return s.step() ? s.int64(0) : 0;
-}
-
 }  // namespace
 
 std::string capture_path_from(const std::string& flag_value) {
-  if (!flag_value.empty()) {
-    return flag_value;
-  }
-  const char* env = std::getenv("MMSERVE_CAPTURE_DB");
-  return env != nullptr ? std::string(env) : std::string();
+  return path_from(flag_value, "MMSERVE_CAPTURE_DB");
 }
 
 CaptureStore::CaptureStore(const std::string& path, int64_t max_bytes)
     : db_(path, capture_schema()), max_bytes_(max_bytes) {
   if (max_bytes_ > 0) {
     const auto lock = db_.lock();
-    const int64_t page = pragma(db_, "PRAGMA page_size");
+    const int64_t page = scalar(db_, "PRAGMA page_size");
     // A hard cap (SQLite keeps it at least the pages there are).
     db_.exec("PRAGMA max_page_count = " + std::to_string(std::max<int64_t>(1, max_bytes_ / page)));
   }
@@ -127,8 +118,8 @@ CaptureStore::CaptureStore(const std::string& path, int64_t max_bytes)
 AppendResult CaptureStore::append(const CaptureRecord& r) {
   const auto lock = db_.lock();
   if (max_bytes_ > 0 &&
-      pragma(db_, "PRAGMA page_count") * pragma(db_, "PRAGMA page_size") -
-              pragma(db_, "PRAGMA freelist_count") * pragma(db_, "PRAGMA page_size") >=
+      scalar(db_, "PRAGMA page_count") * scalar(db_, "PRAGMA page_size") -
+              scalar(db_, "PRAGMA freelist_count") * scalar(db_, "PRAGMA page_size") >=
           max_bytes_) {
     return AppendResult::kFull;
   }
@@ -277,7 +268,7 @@ int64_t CaptureStore::prune(int64_t before_ms) {
 
 int64_t CaptureStore::size_bytes() const {
   const auto lock = db_.lock();
-  return pragma(db_, "PRAGMA page_count") * pragma(db_, "PRAGMA page_size");
+  return scalar(db_, "PRAGMA page_count") * scalar(db_, "PRAGMA page_size");
 }
 
 }  // namespace mmserve::store

@@ -73,20 +73,23 @@ bool is_busy(int rc) {
               "database " + path + ": " + message);
 }
 
-// The one integer a PRAGMA or SELECT returns.
+}  // namespace
+
 int64_t scalar(const Database& db, std::string_view sql) {
   Statement s(db, sql);
   return s.step() ? s.int64(0) : 0;
 }
 
-}  // namespace
-
-std::string database_path_from(const std::string& flag_value) {
+std::string path_from(const std::string& flag_value, const char* env_name) {
   if (!flag_value.empty()) {
     return flag_value;
   }
-  const char* env = std::getenv("MMSERVE_DB");
+  const char* env = std::getenv(env_name);
   return env != nullptr ? std::string(env) : std::string();
+}
+
+std::string database_path_from(const std::string& flag_value) {
+  return path_from(flag_value, "MMSERVE_DB");
 }
 
 const Schema& keys_schema() {

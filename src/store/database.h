@@ -35,7 +35,9 @@ struct Schema {
 // The keys and audit schema (the default).
 const Schema& keys_schema();
 
-// The database file: --db, else $MMSERVE_DB; "" when neither names one.
+// A database file: the flag's value, else the environment variable's; "" when neither names one.
+std::string path_from(const std::string& flag_value, const char* env_name);
+// The database file: --db, else $MMSERVE_DB.
 std::string database_path_from(const std::string& flag_value);
 
 class Database {
@@ -112,6 +114,9 @@ class Transaction {
   const Database& db_;
   bool done_ = false;
 };
+
+// The one integer a PRAGMA or SELECT returns (0 when it returns no row). Caller holds lock().
+int64_t scalar(const Database& db, std::string_view sql);
 
 // Milliseconds since the Unix epoch, now.
 int64_t unix_ms_now();
