@@ -105,6 +105,11 @@ TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions&
   adapter_lock_ = &adapter_lock(*model_);
   n_batch_ = std::min(std::max(1, options.n_batch), static_cast<int32_t>(llama_n_batch(ctx_)));
   max_turn_ = std::max(1, options.max_adapter_turn);
+  // Lending cells between sequences needs every cell of a prefix kept at positions equal to
+  // indices: not so under a sliding window (cells leave it) or with recurrent state.
+  const llama_model* raw = model_->raw();
+  share_cells_ =
+      !llama_model_is_recurrent(raw) && !llama_model_is_hybrid(raw) && llama_model_n_swa(raw) == 0;
   for (int32_t i = 0; i < parallel; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->seq = i;
@@ -264,6 +269,47 @@ TextBatch::SequenceId TextBatch::start(GenerationRequest request, SequenceCallba
   slot.last_used = ++use_clock_;
   slot.started = Clock::now();
   return slot.id;
+}
+
+bool TextBatch::borrow_prefix(Slot& s) {
+  // Here s.cache is prompt[0, prompt_done) at positions equal to indices (common_prefix never
+  // crosses an image), and so is any other sequence's cache up to its common prefix with it.
+  const std::vector<Token>& prompt = s.request.prompt;
+  const size_t limit = prompt.size() - 1;  // the last prompt token is decoded for its logits
+  const Slot* donor = nullptr;
+  size_t longest = s.prompt_done;
+  for (const auto& d : slots_) {
+    if (d.get() == &s || !s.request.lora.same_as(d->cache_lora)) continue;
+    const size_t have = std::min(common_prefix(d->cache, prompt), limit);
+    if (have > longest) {
+      donor = d.get();
+      longest = have;
+    }
+  }
+  if (donor != nullptr) {
+    // On the unified cache this shares the cells (the destination is added to their
+    // sequences): nothing is copied or computed, and the cells live while either holds them.
+    llama_memory_seq_cp(llama_get_memory(ctx_), donor->seq, s.seq,
+                        static_cast<llama_pos>(s.prompt_done), static_cast<llama_pos>(longest));
+    s.cache.insert(s.cache.end(), prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_done),
+                   prompt.begin() + static_cast<std::ptrdiff_t>(longest));
+    s.cached_prompt += static_cast<int32_t>(longest - s.prompt_done);
+    s.prompt_done = longest;
+    s.pos = static_cast<llama_pos>(longest);
+  }
+  // Another sequence at the same point whose prompt goes on like this one's computes the next
+  // tokens for both (the one started first leads; ids only grow, so there is no cycle): this
+  // one borrows them at a later step instead of decoding them again beside it. Not for prompts
+  // that share only a few tokens (BOS): a step of waiting costs more than they do.
+  constexpr size_t kWorthWaiting = 16;
+  return std::ranges::any_of(slots_, [&](const auto& d) {
+    if (d.get() == &s || !d->active || d->id > s.id || d->prompt_done != s.prompt_done ||
+        d->prompt_done >= d->request.prompt.size() || !s.request.lora.same_as(d->cache_lora)) {
+      return false;
+    }
+    const size_t common = std::min(common_prefix(d->request.prompt, prompt), limit);
+    return common >= kWorthWaiting && common > s.prompt_done;
+  });
 }
 
 void TextBatch::cancel(SequenceId id) {
@@ -574,6 +620,14 @@ StepStats TextBatch::step() {
     if (logits) rows.push_back({&s, i});
   };
 
+  // Prefix reuse across sequences, before this step adds anything: every cache is decoded.
+  std::vector<const Slot*> waiting;  // prefilling slots whose next tokens another one decodes
+  for (auto& s : slots_) {
+    if (share_cells_ && s->active && s->request.reuse_prefix && in_group(*s) &&
+        s->prompt_done < s->request.prompt.size() && borrow_prefix(*s)) {
+      waiting.push_back(s.get());
+    }
+  }
   // Running sequences first: each gets its one token per step, so prompts never stall them.
   for (auto& s : slots_) {
     if (s->active && s->next_token >= 0 && batch.n_tokens < n_batch_ && in_group(*s)) {
@@ -586,10 +640,11 @@ StepStats TextBatch::step() {
   const size_t n = slots_.size();
   for (size_t k = 0; k < n && batch.n_tokens < n_batch_; ++k) {
     Slot& s = *slots_[(prefill_cursor_ + k) % n];
-    if (!s.active || s.prompt_done >= s.request.prompt.size() || s.at_media() || !in_group(s) ||
+    if (!s.active || s.prompt_done >= s.request.prompt.size() || !in_group(s) ||
         std::ranges::find(in_batch, &s) != in_batch.end()) {
       continue;
     }
+    if (s.at_media() || std::ranges::find(waiting, &s) != waiting.end()) continue;
     in_batch.push_back(&s);
     // Text up to the next image; the image itself is a unit of media_step.
     while (s.prompt_done < s.request.prompt.size() && batch.n_tokens < n_batch_ && !s.at_media()) {

@@ -6,6 +6,10 @@
 // KV cache: one unified pool of n_ctx cells shared by all sequences. A running sequence reserves
 // prompt + max_tokens cells when it starts, so a decode never runs out of room mid-generation;
 // an idle slot keeps its last tokens for prefix reuse until the room is needed by another.
+// Prefix reuse crosses sequences: a prompt starting like one another sequence holds (running or
+// idle) shares that sequence's cells for it, and sequences that start together with the same
+// system prompt compute it once (one leads, the others wait, then share). Shared cells are
+// still counted once per sequence in the reservations: never an over-commit.
 //
 // Images: a prompt may hold images (GenerationRequest::media, with a VisionModel). Each image is
 // worked in two scheduled units, its encode and then the decode of its embeddings into the
@@ -101,7 +105,7 @@ struct SequenceResult {
   FinishReason reason = FinishReason::kStop;
   std::string text;  // everything emitted through on_text
   int32_t prompt_tokens = 0;
-  int32_t cached_prompt_tokens = 0;  // of those, reused from the previous request in the slot
+  int32_t cached_prompt_tokens = 0;  // of those, reused from a cache (prefix reuse), not decoded
   int32_t completion_tokens = 0;
   double prompt_ms = 0;                // start to first token
   double generate_ms = 0;              // first token to finish
@@ -171,6 +175,12 @@ class TextBatch {
   struct Slot;
   void finish(Slot& slot, FinishReason reason, std::optional<Error> error = std::nullopt);
   int64_t cells_in_use(const Slot* except) const;
+  // Prefix reuse across sequences, for a slot about to prefill (at the start of a step, when
+  // every cache is decoded): takes the KV cells of the
+  // longest prefix of its prompt another sequence (running or idle, same adapters) holds, and
+  // returns true when it should wait this step because another sequence is decoding the tokens
+  // it needs next. So a system prompt shared by clients that arrive together is computed once.
+  bool borrow_prefix(Slot& slot);
   void sample_and_emit(Slot& slot, int32_t batch_index);
   Token sample_constrained(Slot& slot, int32_t batch_index);
   // Each token's bytes with special tokens written out, and whether it renders empty without
@@ -195,6 +205,7 @@ class TextBatch {
   llama_context* ctx_ = nullptr;
   int32_t n_ctx_ = 0;
   int32_t n_batch_ = 0;
+  bool share_cells_ = false;  // see the constructor
   std::vector<std::unique_ptr<Slot>> slots_;
   SequenceId next_id_ = 1;
   size_t prefill_cursor_ = 0;  // round-robin start among prefilling slots

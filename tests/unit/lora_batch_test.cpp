@@ -276,3 +276,26 @@ TEST_F(LoraBatch, LoadErrorsNameTheirField) {
   EXPECT_EQ(field_of("x", mmserve::testing::stories_model(), 1), "model_load_error:path");
   EXPECT_EQ(field_of("x", good, -1), "loaded");
 }
+
+TEST_F(LoraBatch, SequencesOnOneAdapterShareTheirPromptAndEqualTheirSoloRuns) {
+  const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to";
+  const std::vector<LoraSet> sets = {set_of(a_), set_of(a_), {}, set_of(b_), set_of(a_), {}};
+  std::vector<GenerationRequest> requests;
+  std::vector<std::string> expected;
+  for (const auto& set : sets) {
+    requests.push_back(greedy(prompt, 32, set));
+    expected.push_back(solo(requests.back()));
+  }
+  TextBatch batch(model_, {.n_ctx = 1024, .n_parallel = 6, .n_batch = 8, .threads = 1});
+  const auto run = run_all(batch, requests);
+  for (size_t i = 0; i < sets.size(); ++i) {
+    EXPECT_EQ(run.results[i].text, expected[i]) << "request " << i;
+  }
+  // The second on each set took the first's prompt; none took another set's.
+  EXPECT_EQ(run.results[0].cached_prompt_tokens, 0);
+  EXPECT_EQ(run.results[2].cached_prompt_tokens, 0);
+  EXPECT_EQ(run.results[3].cached_prompt_tokens, 0);
+  EXPECT_GT(run.results[1].cached_prompt_tokens, 0);
+  EXPECT_GT(run.results[4].cached_prompt_tokens, 0);
+  EXPECT_GT(run.results[5].cached_prompt_tokens, 0);
+}

@@ -96,6 +96,84 @@ TEST_F(TextGeneration, RepeatedPromptReusesTheCachedPrefix) {
   EXPECT_EQ(first.text, second.text);
 }
 
+// Prefix reuse across sequences (text_batch.h): a system prompt shared by requests is computed
+// once, and the answers are those of solo runs.
+namespace {
+constexpr const char* kSystem =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park "
+    "with her friends. One day, she saw a big red ball";
+const std::vector<std::string> kAfterSystem = {" and a dog.", ". The cat ran", ". Tom and Sue"};
+
+size_t shared_tokens(const std::vector<Token>& a, const std::vector<Token>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_F(TextGeneration, SequencesStartedTogetherComputeASharedPromptOnce) {
+  std::vector<GenerationRequest> rs;
+  std::vector<std::string> solo;
+  for (const auto& end : kAfterSystem) {
+    rs.push_back(greedy(kSystem + end, 24));
+    TextBatch alone(model_, {.n_ctx = 512, .n_parallel = 1});
+    solo.push_back(run_all(alone, {rs.back()})[0].text);
+  }
+  // What each could take from one started before it (the ends may share a token or two).
+  std::vector<size_t> shared(rs.size(), 0);
+  for (size_t i = 1; i < rs.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      shared[i] = std::max(shared[i], shared_tokens(rs[i].prompt, rs[j].prompt));
+    }
+    ASSERT_GE(shared[i], 30u);
+  }
+  int64_t to_decode = 0;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    to_decode += static_cast<int64_t>(rs[i].prompt.size() - shared[i]);
+  }
+
+  // A small batch, so that the shared part takes the first sequence several steps.
+  TextBatch batch(model_, {.n_ctx = 512, .n_parallel = 3, .n_batch = 8});
+  std::vector<SequenceResult> results(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    batch.start(rs[i], {.on_finish = [&, i](const SequenceResult& r) { results[i] = r; }});
+  }
+  int64_t decoded = 0;
+  while (batch.has_work()) decoded += batch.step().tokens;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    EXPECT_EQ(results[i].text, solo[i]) << kAfterSystem[i];
+    EXPECT_EQ(results[i].cached_prompt_tokens, static_cast<int32_t>(shared[i])) << i;
+  }
+  // The shared tokens decoded once in all, plus the generated tokens (all but each sequence's
+  // last, which is sampled and not decoded).
+  for (const auto& r : results) to_decode += r.completion_tokens - 1;
+  EXPECT_EQ(decoded, to_decode);
+}
+
+TEST_F(TextGeneration, ARunningSequenceLendsItsPrefixToANewOne) {
+  const auto first = greedy(kSystem + kAfterSystem[0], 40);
+  const auto second = greedy(kSystem + kAfterSystem[1], 16);
+  TextBatch alone(model_, {.n_ctx = 512, .n_parallel = 1});
+  const auto solo_first = run_all(alone, {first})[0].text;
+  TextBatch fresh(model_, {.n_ctx = 512, .n_parallel = 1});
+  const auto solo_second = run_all(fresh, {second})[0].text;
+
+  TextBatch batch(model_, {.n_ctx = 512, .n_parallel = 2});
+  SequenceResult a, b;
+  batch.start(first, {.on_finish = [&](const SequenceResult& r) { a = r; }});
+  for (int i = 0; i < 6; ++i) batch.step();  // its prompt done, generating
+  ASSERT_TRUE(batch.has_work());
+  batch.start(second, {.on_finish = [&](const SequenceResult& r) { b = r; }});
+  while (batch.has_work()) batch.step();
+  EXPECT_EQ(a.text, solo_first);
+  EXPECT_EQ(b.text, solo_second);
+  EXPECT_EQ(b.cached_prompt_tokens,
+            static_cast<int32_t>(shared_tokens(first.prompt, second.prompt)));
+  // The lender's cells outlive it: a third request finds them in the borrower's idle slot too.
+  const auto third = run_all(batch, {greedy(kSystem + kAfterSystem[2], 8)})[0];
+  EXPECT_GE(third.cached_prompt_tokens, 30);
+}
+
 TEST_F(TextGeneration, StopStringEndsGeneration) {
   TextBatch batch(model_, {.n_ctx = 512, .n_parallel = 1});
   auto r = greedy("Once upon a time", 64);
