@@ -52,6 +52,9 @@ constexpr const char* kServeUsage =
       --speech-window-threads N  the least threads a transcription window runs with (default
                           2): at most speech threads / N windows run at once, each at full
                           speed; the next window is the request with the least audio left
+      --no-speech-fallback  no re-decoding at rising temperatures of a window that looks
+                          wrong (Whisper's fallback, on by default at temperature 0 as in
+                          OpenAI's API; whisper-server's --no-fallback)
       --max-audio-bytes N   largest audio file accepted, encoded (default 26214400)
       --max-audio-seconds S longest audio accepted (default 3600)
       --host ADDR         listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
@@ -393,7 +396,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
                "--tls-key",
                "--cors-origin"},
               {"-v|--verbose", "-h|--help", "--log-prompts", "--metrics-auth", "--list-routes",
-               "--cpu-moe"});
+               "--cpu-moe", "--no-speech-fallback"});
   p.parse(args);
   ServeOptions options;
   options.help = p.flag("--help");
@@ -457,6 +460,7 @@ ServeOptions parse_serve_options(const std::vector<std::string>& args) {
   ro.registry.max_models = positive(p, "--max-models", 0, 0);
   ro.registry.speech_threads = positive(p, "--speech-threads", 0, 0);
   ro.registry.speech_window_threads = positive(p, "--speech-window-threads", 2);
+  ro.registry.speech_fallback = !p.flag("--no-speech-fallback");
   ro.registry.threads = positive(p, "--threads", 0, 0);
   ro.registry.queue_size = positive(p, "--queue-size", 64, 0);
   ro.audio_limits.max_bytes = static_cast<size_t>(

@@ -151,7 +151,8 @@ LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
       options_.speech_threads > 0 ? options_.speech_threads : std::max(1, total / 2);
   LoadSettings s{.threads = 0,
                  .queue_size = options_.queue_size,
-                 .speech_window_threads = options_.speech_window_threads};
+                 .speech_window_threads = options_.speech_window_threads,
+                 .speech_fallback = options_.speech_fallback};
   if (spec.kind == ModelKind::kSpeech) {
     s.threads =
         text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);

@@ -43,6 +43,7 @@ struct RegistryOptions {
   int32_t threads = 0;  // --threads: the budget split between text and speech (runtime.h)
   int32_t speech_threads = 0;
   int32_t speech_window_threads = 2;  // --speech-window-threads: the least threads per window
+  bool speech_fallback = true;        // false: --no-speech-fallback
   // Single-model servers (the -m/--whisper-model flags): a name that matches no model selects
   // the task's default, as llama-server answers to any name. A models file sets it false, and
   // unknown names get Error(kNotFound).

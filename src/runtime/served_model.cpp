@@ -154,7 +154,8 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
         scheduler::SpeechSchedulerOptions{
             .threads = std::max(1, threads),
             .min_threads_per_window = std::max(1, settings.speech_window_threads),
-            .queue_size = settings.queue_size});
+            .queue_size = settings.queue_size,
+            .fallback = settings.speech_fallback});
     observe_speech_metrics(*served->speech_);
     served->speech_model_ = std::move(model);
   } else {

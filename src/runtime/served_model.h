@@ -29,6 +29,7 @@ struct LoadSettings {
   int32_t queue_size = 64;
   int64_t memory_bytes = 0;  // estimate_model_bytes, made by the caller; 0 = load estimates it
   int32_t speech_window_threads = 2;  // speech: the least threads a window runs with
+  bool speech_fallback = true;        // speech: Whisper's temperature fallback at temperature 0
 };
 
 // Memory a model takes once loaded, estimated from its files before loading it: the weights,

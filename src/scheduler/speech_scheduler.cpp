@@ -416,7 +416,8 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     task.language = a->outcome.transcript.language;
     task.translate = a->request.translate;
     task.temperature = a->request.temperature;
-    task.fallback = a->request.temperature == 0;  // OpenAI: fallback only from temperature 0
+    // OpenAI: fallback only from temperature 0
+    task.fallback = options_.fallback && a->request.temperature == 0;
     task.word_timestamps = a->request.word_timestamps;
     task.prompt = a->context;
     task.threads = threads_for_window_locked();

@@ -129,6 +129,10 @@ struct SpeechSchedulerOptions {
   double aging = 0.25;      // seconds of credit per second of others' audio run while waiting
   int32_t queue_size = 64;  // requests waiting beyond those running; more are refused (kBusy)
   double window_seconds = engine::kWindowSeconds;
+  // Whisper's fallback (re-decode at rising temperatures a window whose decode looks wrong) for
+  // requests at temperature 0, as OpenAI's API does; --no-speech-fallback turns it off
+  // (whisper-server's --no-fallback): greedy only, and the same time for every window.
+  bool fallback = true;
 };
 
 struct SpeechStats {

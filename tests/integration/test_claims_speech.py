@@ -213,3 +213,20 @@ def test_speech_threads_sets_the_threads_a_window_runs_on(model):
             assert status == 200, body
             after[count] = threads_of(server.proc.pid)
     assert after[3] - after[1] == 2, after
+
+
+@needs_jfk
+def test_no_speech_fallback_is_a_serve_flag_that_still_transcribes(model):
+    """`serve --no-speech-fallback` (whisper-server's --no-fallback) is documented and serves;
+    that it turns the fallback off for temperature 0 is checked in the scheduler's unit test
+    (SpeechScheduler.FallbackIsForTemperatureZeroAndCanBeTurnedOff)."""
+    help_text = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True, timeout=30)
+    assert "--no-speech-fallback" in help_text.stdout + help_text.stderr
+    outputs = []
+    for extra in ([], ["--no-speech-fallback"]):
+        with running_server("--whisper-model", model, "-t", "1", *extra, env=NO_TEXT_MODEL) as server:
+            status, _, body = infer_speech(server, JFK.read_bytes(), language="en")
+            assert status == 200, body
+            outputs.append(body["output"])
+    # On this clip the synthetic model gives the same text either way (measured, deterministic).
+    assert outputs[0] == outputs[1] and outputs[0], outputs

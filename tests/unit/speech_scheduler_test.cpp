@@ -216,6 +216,25 @@ TEST(SpeechScheduler, EachWindowIsConditionedOnThePreviousOneAndKeepsTheLanguage
   EXPECT_TRUE(bench.started[0].fallback);  // temperature 0
 }
 
+TEST(SpeechScheduler, FallbackIsForTemperatureZeroAndCanBeTurnedOff) {
+  for (const bool fallback : {true, false}) {
+    Bench bench;
+    auto speech = make(bench, 1, {.threads = 8, .fallback = fallback});
+    auto greedy = audio(3);
+    auto sampled = audio(3);
+    sampled.temperature = 0.4f;
+    auto first = speech->submit(std::move(greedy), kNever);
+    bench.release(1);
+    (void)first->wait();
+    auto second = speech->submit(std::move(sampled), kNever);
+    bench.release(1);
+    (void)second->wait();
+    ASSERT_EQ(bench.started.size(), 2u);
+    EXPECT_EQ(bench.started[0].fallback, fallback);  // temperature 0
+    EXPECT_FALSE(bench.started[1].fallback);         // a temperature: no fallback
+  }
+}
+
 TEST(SpeechScheduler, CancellingStopsARunningWindowAndDropsAQueuedRequest) {
   Bench bench;
   auto speech = make(bench, 1);
