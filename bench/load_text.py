@@ -56,7 +56,8 @@ def one_request(host, port, prompt, max_tokens, model):
     return {"ttft": (first or end) - start, "e2e": end - start, "tokens": tokens or pieces}
 
 
-def run(url, clients, requests, max_tokens, model="default"):
+def run(url, clients, requests, max_tokens, model="default", system=""):
+    """`system`: text every prompt starts with (a shared system prompt), then a blank line."""
     parsed = urlparse(url)
     results, errors = [], []
     lock = threading.Lock()
@@ -64,7 +65,9 @@ def run(url, clients, requests, max_tokens, model="default"):
     def client(i):
         for r in range(requests):
             try:
-                res = one_request(parsed.hostname, parsed.port, PROMPTS[(i + r) % len(PROMPTS)], max_tokens, model)
+                prompt = PROMPTS[(i + r) % len(PROMPTS)]
+                res = one_request(parsed.hostname, parsed.port, f"{system}\n\n{prompt}" if system else prompt,
+                                  max_tokens, model)
                 with lock:
                     results.append(res)
             except Exception as e:  # noqa: BLE001 - reported, not hidden
@@ -98,8 +101,9 @@ def main():
     ap.add_argument("--requests", type=int, default=4, help="requests per client")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--system", default="", help="a system prompt every request starts with")
     args = ap.parse_args()
-    print(json.dumps(run(args.url, args.clients, args.requests, args.max_tokens, args.model)))
+    print(json.dumps(run(args.url, args.clients, args.requests, args.max_tokens, args.model, args.system)))
 
 
 if __name__ == "__main__":

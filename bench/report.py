@@ -1,6 +1,10 @@
 """Turns bench/run.py's results into docs/benchmarks.md: tables of both servers and ratios."""
 
 
+# docs/benchmarks.md: make bench rewrites what comes before this line and keeps what follows.
+END_MARKER = "<!-- end of make bench's part -->\n"
+
+
 def ratio(ours, theirs, higher_is_better=True):
     if not ours or not theirs:
         return "n/a"
@@ -16,7 +20,8 @@ def markdown(res):
         f"Measured {res['started']} to {res['finished']} ({res.get('elapsed_s', '?')} s) on "
         f"{m['cpus']} CPUs, {m['threads']} threads for every server, {m['platform']}.",
         "Peers are built by `bench/build_peers.sh` from the same pinned llama.cpp and whisper.cpp",
-        "sources and ggml flags as mmserve's engines; models are synthetic with real shapes",
+        "sources, linked to the very libggml mmserve's engines use (same kernels and CPU flags);",
+        "models are synthetic with real shapes",
         "(`mmserve synth`), identical files for both sides. Ratios are mmserve / peer for",
         "throughput (higher is better) and peer / mmserve for latency (higher is better), taken",
         "in one run with the servers alternating. Reproduce with `make bench`.",
@@ -43,6 +48,17 @@ def markdown(res):
                      f"{p['ttft_p50_ms']}/{p['ttft_p99_ms']} | {o['ttft_p50_ms']}/{o['ttft_p99_ms']} | "
                      f"{ratio(o['ttft_p99_ms'], p['ttft_p99_ms'], higher_is_better=False)} | "
                      f"{p['e2e_p50_ms']}/{p['e2e_p99_ms']} | {o['e2e_p50_ms']}/{o['e2e_p99_ms']} |")
+    shared = res.get("shared_system")
+    if shared and "mmserve" in shared and "llama-server" in shared:
+        p, o = shared["llama-server"], shared["mmserve"]
+        lines += ["", f"## {shared['clients']} clients behind one shared system prompt "
+                      f"({shared['system_words']} words), sent together", "",
+                  "| | tok/s | TTFT p50/p99 ms | e2e p50/p99 ms |", "|---|---|---|---|",
+                  f"| llama-server | {p['tokens_per_s']} | {p['ttft_p50_ms']}/{p['ttft_p99_ms']} | {p['e2e_p50_ms']}/{p['e2e_p99_ms']} |",
+                  f"| mmserve | {o['tokens_per_s']} | {o['ttft_p50_ms']}/{o['ttft_p99_ms']} | {o['e2e_p50_ms']}/{o['e2e_p99_ms']} |",
+                  f"| ratio | {ratio(o['tokens_per_s'], p['tokens_per_s'])} | "
+                  f"{ratio(o['ttft_p99_ms'], p['ttft_p99_ms'], higher_is_better=False)} (p99) | "
+                  f"{ratio(o['e2e_p99_ms'], p['e2e_p99_ms'], higher_is_better=False)} (p99) |"]
     for row in res["moe"]:
         p, o = row["llama-server"], row["mmserve"]
         lines += ["", "## Mixture of experts (8 experts, 2 used per token, Q8_0)", "",

@@ -107,6 +107,16 @@ def run(args):
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["concurrency"].append(row)
 
+    # 2b. Clients behind one shared system prompt, arriving together: is it computed once?
+    system_words = 40 if args.quick else 100
+    for kind in [] if args.speech_only else pair:
+        row = results.setdefault("shared_system", {"model": "llama-3.2-1b-q4_k_m", "clients": 8,
+                                                   "system_words": system_words})
+        with text_server(kind, bins, mmserve, q4, threads, 8, 512 * 8) as (url, _):
+            row[kind] = text_workloads.concurrent(url, 8, 1, gen // 2, system_words=system_words)
+    if not args.speech_only:
+        print(f"[bench] shared system prompt {json.dumps(results['shared_system'])}", file=sys.stderr)
+
     # 3. Mixture of experts: single stream and 4 clients.
     moe = models.get("moe-small-q8_0")
     row = {"model": "moe-small-q8_0"}
@@ -208,7 +218,10 @@ def main():
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     import report
-    Path(args.markdown).write_text(report.markdown(results))
+    # What follows the marker (other benchmarks' sections, written by hand) is kept.
+    doc = Path(args.markdown)
+    tail = doc.read_text().partition(report.END_MARKER)[2] if doc.exists() else ""
+    doc.write_text(report.markdown(results) + report.END_MARKER + tail)
     print(f"[bench] wrote {args.json} and {args.markdown} in {results['elapsed_s']} s", file=sys.stderr)
 
 

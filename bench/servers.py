@@ -62,7 +62,9 @@ def mmserve_cmd(binary, threads, parallel, ctx, batch, model=None, whisper=None,
     if model:
         cmd += ["-m", model]
     if whisper:
-        cmd += ["--whisper-model", whisper]
+        # Greedy only, as whisper-server runs with --no-fallback: with random synthetic weights
+        # the fallback's sampled re-decodes would make the work differ between the servers.
+        cmd += ["--whisper-model", whisper, "--no-speech-fallback"]
     if speech_parallel:
         cmd += ["--speech-parallel", str(speech_parallel)]
     return cmd

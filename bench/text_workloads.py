@@ -1,7 +1,8 @@
 """Text workloads shared by every server under test (OpenAI-compatible /v1/completions).
 
 single_stream: prompt processing of a ~512-token prompt (time to first token) and generation of
-128 tokens, one request at a time. concurrent: N clients streaming back to back (load_text).
+128 tokens, one request at a time. concurrent: N clients streaming back to back (load_text),
+optionally all behind one shared system prompt.
 """
 import http.client
 import json
@@ -64,5 +65,7 @@ def single_stream(url, prompt_words=400, gen_tokens=128, repeats=2):
             "gen_tokens": gen_tokens, "tg_tokens_per_s": round(max(tg), 2)}
 
 
-def concurrent(url, clients, requests_per_client, gen_tokens):
-    return concurrent_load(url, clients, requests_per_client, gen_tokens)
+def concurrent(url, clients, requests_per_client, gen_tokens, system_words=0):
+    """`system_words` > 0: every prompt starts with the same system prompt of that many words."""
+    system = f"You are a helpful assistant. {long_prompt(system_words)}" if system_words else ""
+    return concurrent_load(url, clients, requests_per_client, gen_tokens, system=system)
