@@ -166,3 +166,28 @@ def test_concurrent_requests_are_decoded_in_the_same_steps(stories):
     # 4 x 48 tokens one at a time would be >= 192 single-sequence steps.
     assert steps - single_steps > 0, (steps, single_steps)
     assert steps < 4 * 48, steps
+
+
+@needs_stories
+def test_requests_behind_one_system_prompt_share_its_cells():
+    """A prompt that starts like one another sequence holds shares its KV cells: of requests
+    sent together behind one system prompt, only the first decodes it, and usage says so
+    (`prompt_tokens_details.cached_tokens`). A fresh server, so no idle slot holds it before."""
+    system = ("Once upon a time, there was a little girl named Lily. She loved to play outside "
+              "in the park with her friends. One day, she saw a big red ball in the grass. ") * 2
+    endings = ["Lily said", "Tom ran to", "The dog was", "Mom looked at"]
+    with running_server("-m", STORIES, "--parallel", "4", "--threads", "1") as server:
+        results = [None] * len(endings)
+
+        def send(i):
+            results[i] = completion(server, system + endings[i], max_tokens=24)["usage"]
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(endings))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        shared = min(u["prompt_tokens"] for u in results) - 8  # the endings differ within 8 tokens
+        cached = sorted(u["prompt_tokens_details"]["cached_tokens"] for u in results)
+        # The first decoded it (an idle slot of the server's warm-up may lend it BOS).
+        assert cached[0] <= 1 and all(c >= shared for c in cached[1:]), (cached, shared)
