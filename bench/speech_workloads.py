@@ -54,9 +54,12 @@ def transcribe(url, path, clip, fields):
 
 
 def endpoint(kind):
-    """The transcription path and form fields of each server."""
-    return (("/inference", {"response_format": "json", "temperature": "0"}) if kind == "whisper-server"
-            else ("/v1/audio/transcriptions", {"model": "whisper", "response_format": "json", "temperature": "0"}))
+    """The transcription path and form fields of each server. The language is named for both:
+    whisper-server assumes English unless told otherwise, mmserve detects it as OpenAI's API does,
+    and detection is one more encoder pass over each request's first window."""
+    fields = {"response_format": "json", "temperature": "0", "language": "en"}
+    return (("/inference", fields) if kind == "whisper-server"
+            else ("/v1/audio/transcriptions", {"model": "whisper", **fields}))
 
 
 def concurrent_transcriptions(url, kind, clips):
