@@ -176,10 +176,10 @@ class TextBatch {
   void finish(Slot& slot, FinishReason reason, std::optional<Error> error = std::nullopt);
   int64_t cells_in_use(const Slot* except) const;
   // Prefix reuse across sequences, for a slot about to prefill (at the start of a step, when
-  // every cache is decoded): takes the KV cells of the
-  // longest prefix of its prompt another sequence (running or idle, same adapters) holds, and
-  // returns true when it should wait this step because another sequence is decoding the tokens
-  // it needs next. So a system prompt shared by clients that arrive together is computed once.
+  // every cache is decoded): takes the KV cells of the longest prefix of its prompt another
+  // sequence (running or idle, same adapters) holds, and returns true when it should wait this
+  // step because another sequence is decoding the tokens it needs next. So a system prompt
+  // shared by clients that arrive together is computed once.
   bool borrow_prefix(Slot& slot);
   void sample_and_emit(Slot& slot, int32_t batch_index);
   Token sample_constrained(Slot& slot, int32_t batch_index);
