@@ -47,8 +47,8 @@ constexpr const char* kServeUsage =
                           "speech-transcribe" and /v1/audio/*; with it, -m is optional
       --vad-model FILE    Silero VAD model (ggml): skip silence, cut audio windows at pauses
       --speech-parallel N   transcription windows run at once, one whisper state each (default 2)
-      --speech-threads N  CPU threads for speech beside a text model (default: half of -t; the
-                          text model gets the rest)
+      --speech-threads N  CPU threads for speech while a text model also has work (default:
+                          half of -t; text gets the rest); alone, either takes every thread
       --speech-window-threads N  the least threads a transcription window runs with (default
                           2): at most speech threads / N windows run at once, each at full
                           speed; the next window is the request with the least audio left

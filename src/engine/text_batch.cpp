@@ -92,6 +92,7 @@ TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions&
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   params.n_threads = threads;
   params.n_threads_batch = threads;
+  threads_ = threads;
   params.no_perf = true;
   clear_recent_engine_errors();
   ctx_ = llama_init_from_model(model_->raw(), params);
@@ -583,8 +584,16 @@ int32_t TextBatch::decode(const llama_batch& batch) {
   return llama_decode(ctx_, batch);
 }
 
+void TextBatch::set_threads(int32_t threads) {
+  threads = std::max(1, threads);
+  if (threads == threads_) return;
+  llama_set_n_threads(ctx_, threads, threads);
+  threads_ = threads;
+}
+
 StepStats TextBatch::step() {
   StepStats stats;
+  stats.threads = threads_;
   // Every active slot has work (a token to decode, prompt left, or an image).
   bool mixed = false;
   const LoraSet* group = choose_group(&mixed);

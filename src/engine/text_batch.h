@@ -130,6 +130,7 @@ struct StepStats {
   // set every sequence decoded in this step had (empty: the base).
   int32_t adapter_switches = 0;
   LoraSet::Key lora;
+  int32_t threads = 0;  // CPU threads the decode ran with
 };
 
 class TextBatch {
@@ -171,6 +172,10 @@ class TextBatch {
   // One decode over all running sequences. Returns what it did (tokens == 0 when idle).
   StepStats step();
 
+  // CPU threads for the steps from the next one on (a CpuShare's grant; >= 1).
+  void set_threads(int32_t threads);
+  int32_t threads() const { return threads_; }
+
  private:
   struct Slot;
   void finish(Slot& slot, FinishReason reason, std::optional<Error> error = std::nullopt);
@@ -205,6 +210,7 @@ class TextBatch {
   llama_context* ctx_ = nullptr;
   int32_t n_ctx_ = 0;
   int32_t n_batch_ = 0;
+  int32_t threads_ = 1;
   bool share_cells_ = false;  // see the constructor
   std::vector<std::unique_ptr<Slot>> slots_;
   SequenceId next_id_ = 1;

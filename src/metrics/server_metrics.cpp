@@ -111,6 +111,11 @@ ServerMetrics::ServerMetrics()
                                        "Decode steps that changed a text model's LoRA adapters "
                                        "(requests on different adapters take turns), by model.",
                                        {"model"})),
+      engine_calls_(registry_.counter("mmserve_engine_calls_total",
+                                      "Text decode steps and speech windows, by model and by the "
+                                      "CPU threads they ran with (threads are lent to whichever "
+                                      "models have work).",
+                                      {"model", "threads"})),
       process_(registry_),
       routing_(registry_) {}
 
@@ -144,6 +149,10 @@ void ServerMetrics::record_decode_step(int sequences) {
 
 Counter& ServerMetrics::lora_switches(std::string_view model) {
   return lora_switches_.labels({std::string(model)});
+}
+
+Counter& ServerMetrics::engine_calls(std::string_view model, int32_t threads) {
+  return engine_calls_.labels({std::string(model), std::to_string(threads)});
 }
 
 void ServerMetrics::add_audio_seconds(double seconds) {

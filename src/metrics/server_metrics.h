@@ -59,6 +59,9 @@ class ServerMetrics {
   // mmserve_lora_switches_total{model}: decode steps that changed a text model's context's LoRA
   // adapters; the reference stays valid (a step observer keeps it).
   Counter& lora_switches(std::string_view model);
+  // mmserve_engine_calls_total{model,threads}: text decode steps and whisper windows, by the CPU
+  // threads they ran with (the process's threads are lent to whichever models have work).
+  Counter& engine_calls(std::string_view model, int32_t threads);
   // For the speech and vision features: audio transcribed, images described.
   void add_audio_seconds(double seconds);
   void add_images(int64_t count);
@@ -104,6 +107,7 @@ class ServerMetrics {
   Family<Gauge>& build_info_;
   Counter& log_lines_dropped_;
   Family<Counter>& lora_switches_;
+  Family<Counter>& engine_calls_;
   ProcessMetrics process_;
   RoutingMetrics routing_;
   Mutex gpu_mutex_;

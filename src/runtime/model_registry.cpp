@@ -46,7 +46,10 @@ Error no_model_for(Task task) {
 
 ModelRegistry::ModelRegistry(std::vector<ModelSpec> specs, RegistryOptions options,
                              ModelLoader loader)
-    : options_(std::move(options)), loader_(std::move(loader)) {
+    : options_(std::move(options)),
+      cpu_share_(std::make_shared<scheduler::CpuShare>(
+          options_.threads > 0 ? options_.threads : engine::default_thread_count())),
+      loader_(std::move(loader)) {
   check_model_names(specs, "models");
   if (!loader_) {
     loader_ = &ServedModel::load;
@@ -146,18 +149,22 @@ bool ModelRegistry::serves(Task task) const {
 LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
   const bool text = serves(Task::kTextGen);
   const bool speech = serves(Task::kSpeechTranscribe);
-  const int32_t total = options_.threads > 0 ? options_.threads : engine::default_thread_count();
+  const int32_t total = cpu_share_->total();
   const int32_t speech_share =
       options_.speech_threads > 0 ? options_.speech_threads : std::max(1, total / 2);
   LoadSettings s{.threads = 0,
                  .queue_size = options_.queue_size,
                  .speech_window_threads = options_.speech_window_threads,
                  .speech_fallback = options_.speech_fallback};
+  // `threads` is each model's share while another has work; text and speech models take every
+  // thread while alone (cpu_share.h). Embedding models keep a fixed count.
   if (spec.kind == ModelKind::kSpeech) {
     s.threads =
         text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);
+    s.cpu_share = cpu_share_;
   } else {
-    s.threads = speech ? std::max(1, total - speech_share) : options_.threads;
+    s.threads = speech ? std::max(1, total - speech_share) : total;
+    if (spec.kind != ModelKind::kEmbedding) s.cpu_share = cpu_share_;
   }
   return s;
 }

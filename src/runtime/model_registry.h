@@ -158,6 +158,8 @@ class ModelRegistry {
   void notify(const ModelEvent& event) const;
 
   const RegistryOptions options_;
+  // Every thread of --threads, lent to whichever models have work (text and speech).
+  const std::shared_ptr<scheduler::CpuShare> cpu_share_;
   ModelLoader loader_;
   mutable Mutex mutex_;
   CondVar loaded_cv_;

@@ -41,9 +41,10 @@ std::string weights_device() {
 void observe_text_metrics(scheduler::TextScheduler& text, const std::string& model) {
   auto& m = metrics::server_metrics();
   auto& switches = m.lora_switches(model);
-  text.set_step_observer([&m, &switches](const engine::StepStats& s) {
+  text.set_step_observer([&m, &switches, model](const engine::StepStats& s) {
     m.record_decode_step(s.sequences);
     if (s.adapter_switches > 0) switches.inc();
+    if (s.tokens > 0) m.engine_calls(model, s.threads).inc();
   });
   text.set_finish_observer([&m, model](const scheduler::GenerationOutcome& o) {
     const auto& r = o.result;
@@ -58,11 +59,11 @@ void observe_text_metrics(scheduler::TextScheduler& text, const std::string& mod
   });
 }
 
-void observe_speech_metrics(scheduler::SpeechScheduler& speech) {
-  speech.set_observer([](const scheduler::SpeechOutcome& o) {
-    if (!o.error) {
-      metrics::server_metrics().add_audio_seconds(o.transcript.duration);
-    }
+void observe_speech_metrics(scheduler::SpeechScheduler& speech, const std::string& model) {
+  speech.set_observer([model](const scheduler::SpeechOutcome& o) {
+    auto& m = metrics::server_metrics();
+    if (!o.error) m.add_audio_seconds(o.transcript.duration);
+    for (const int32_t threads : o.window_threads) m.engine_calls(model, threads).inc();
   });
 }
 
@@ -110,6 +111,9 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
   served->memory_bytes_ =
       settings.memory_bytes > 0 ? settings.memory_bytes : estimate_model_bytes(spec);
   const int32_t threads = spec.threads > 0 ? spec.threads : settings.threads;
+  // Threads lent by the process while other models are idle, unless the spec fixes its own.
+  std::shared_ptr<scheduler::CpuShare::Tenant> cpu;
+  if (settings.cpu_share && spec.threads <= 0) cpu = settings.cpu_share->tenant(threads);
   if (spec.kind == ModelKind::kEmbedding) {
     auto model = engine::EmbeddingModel::load(spec.path, {.max_input_tokens = spec.ctx_size,
                                                           .batch_tokens = spec.batch_size,
@@ -155,8 +159,9 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
             .threads = std::max(1, threads),
             .min_threads_per_window = std::max(1, settings.speech_window_threads),
             .queue_size = settings.queue_size,
-            .fallback = settings.speech_fallback});
-    observe_speech_metrics(*served->speech_);
+            .fallback = settings.speech_fallback,
+            .cpu = std::move(cpu)});
+    observe_speech_metrics(*served->speech_, spec.name);
     served->speech_model_ = std::move(model);
   } else {
     auto model = engine::TextModel::load(
@@ -173,7 +178,7 @@ std::shared_ptr<ServedModel> ServedModel::load(const ModelSpec& spec,
     }
     auto text = std::make_unique<scheduler::TextScheduler>(
         std::make_unique<engine::TextBatch>(model, batch, vision),
-        scheduler::SchedulerOptions{.queue_size = settings.queue_size});
+        scheduler::SchedulerOptions{.queue_size = settings.queue_size, .cpu = std::move(cpu)});
     text->probe(std::chrono::minutes(5));
     observe_text_metrics(*text, spec.name);
     metrics::server_metrics().set_model_memory(spec.name, weights_device(),

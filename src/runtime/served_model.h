@@ -18,6 +18,7 @@
 #include "engine/vision_model.h"
 #include "runtime/lora_table.h"
 #include "runtime/model_spec.h"
+#include "scheduler/cpu_share.h"
 #include "scheduler/embedding_scheduler.h"
 #include "scheduler/speech_scheduler.h"
 #include "scheduler/text_scheduler.h"
@@ -30,6 +31,10 @@ struct LoadSettings {
   int64_t memory_bytes = 0;  // estimate_model_bytes, made by the caller; 0 = load estimates it
   int32_t speech_window_threads = 2;  // speech: the least threads a window runs with
   bool speech_fallback = true;        // speech: Whisper's temperature fallback at temperature 0
+  // The process's CPU threads, shared by text and speech models (cpu_share.h): when set and the
+  // spec names no threads of its own, `threads` is the model's share while another model has
+  // work, and alone it takes every thread.
+  std::shared_ptr<scheduler::CpuShare> cpu_share;
 };
 
 // Memory a model takes once loaded, estimated from its files before loading it: the weights,

@@ -218,6 +218,7 @@ std::shared_ptr<SpeechJob> SpeechScheduler::submit(SpeechRequest request,
       job->attach(core_);
       a->arrival = ++tick_;
       active_.push_back(a);
+      note_busy_locked();
     }
   }
   if (a->windows.empty()) {  // no speech (VAD) or no audio: nothing to run
@@ -292,6 +293,7 @@ SpeechScheduler::Active* SpeechScheduler::pick_locked(std::vector<std::shared_pt
     }
     ++it;
   }
+  note_busy_locked();
   return best;
 }
 
@@ -303,16 +305,24 @@ bool SpeechScheduler::comes_before(const Active& a, const Active& b) const {
   return a.arrival < b.arrival;
 }
 
+int32_t SpeechScheduler::budget() const {
+  return options_.cpu ? options_.cpu->threads() : std::max(1, options_.threads);
+}
+
+void SpeechScheduler::note_busy_locked() {
+  if (options_.cpu) options_.cpu->set_busy(!active_.empty());
+}
+
 int64_t SpeechScheduler::window_limit() const {
   const int64_t by_threads =
-      std::max<int64_t>(1, options_.threads / std::max(1, options_.min_threads_per_window));
+      std::max<int64_t>(1, budget() / std::max(1, options_.min_threads_per_window));
   return std::min<int64_t>(static_cast<int64_t>(runners_.size()), by_threads);
 }
 
 bool SpeechScheduler::room_for_window_locked() const {
   if (running_ == 0) return true;
   return running_ < window_limit() &&
-         options_.threads - threads_in_use_ >= std::max(1, options_.min_threads_per_window);
+         budget() - threads_in_use_ >= std::max(1, options_.min_threads_per_window);
 }
 
 void SpeechScheduler::finish(Active& a) {
@@ -342,11 +352,12 @@ int32_t SpeechScheduler::threads_for_window_locked() const {
     return !a->running && a->next < a->windows.size();
   });
   const auto expected = std::min<int64_t>(window_limit(), running_ + static_cast<int64_t>(waiting));
-  const auto share = options_.threads / std::max<int64_t>(1, expected);
+  const int32_t budget_now = budget();
+  const auto share = budget_now / std::max<int64_t>(1, expected);
   // Never more than what running windows leave free (room_for_window_locked keeps that at the
   // minimum or more), but always one.
   return static_cast<int32_t>(
-      std::max<int64_t>(1, std::min<int64_t>(share, options_.threads - threads_in_use_)));
+      std::max<int64_t>(1, std::min<int64_t>(share, budget_now - threads_in_use_)));
 }
 
 void SpeechScheduler::reap() {
@@ -467,11 +478,15 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
         a->context.erase(a->context.begin(), a->context.end() - kContextTokens);
       }
       a->outcome.window_ms.push_back(result.ms);
+      a->outcome.window_threads.push_back(task.threads);
       a->remaining_s -= window_seconds(w);
       ++a->next;
       done = a->next == a->windows.size();
     }
-    if (done) std::erase(active_, a);
+    if (done) {
+      std::erase(active_, a);
+      note_busy_locked();
+    }
     core_->wake.notify_all();  // a state is free, and maybe the request's next window is ready
     if (done) {
       lock.unlock();

@@ -12,7 +12,8 @@
 // waits for that window only (unless an older request has waited long enough to outrank it).
 // Ties go to the request not served yet, then to the first to arrive.
 //
-// CPU threads: the scheduler has a budget (its share of --threads) and a minimum per window
+// CPU threads: the scheduler has a budget (all of --threads while no text model has work, its
+// share beside one that has: cpu_share.h) and a minimum per window
 // (--speech-window-threads): at most budget / minimum windows run at once, so each runs at the
 // speed its threads give rather than all crawling on a fraction of a core. A window that starts
 // gets the budget divided by the windows about to run (running, itself, and those waiting for a
@@ -43,6 +44,7 @@
 #include "engine/speech_state.h"
 #include "engine/speech_transcript.h"
 #include "engine/speech_windows.h"
+#include "scheduler/cpu_share.h"
 
 namespace mmserve::scheduler {
 
@@ -62,6 +64,7 @@ struct SpeechOutcome {
   double queue_ms = 0;    // submitted to its first window starting
   double process_ms = 0;  // first window start to finish
   std::vector<double> window_ms;
+  std::vector<int32_t> window_threads;  // CPU threads each window ran with
   bool timed_out = false;
   bool cancelled = false;  // by the client, a shutdown, or the deadline
   // Set exactly when the request did not complete, with its code: kTimeout (deadline),
@@ -133,6 +136,10 @@ struct SpeechSchedulerOptions {
   // requests at temperature 0, as OpenAI's API does; --no-speech-fallback turns it off
   // (whisper-server's --no-fallback): greedy only, and the same time for every window.
   bool fallback = true;
+  // When set, the budget is this tenant's grant instead of `threads` (cpu_share.h): every
+  // thread of the process while no other model has work, its share while one has. Read as each
+  // window starts.
+  std::shared_ptr<CpuShare::Tenant> cpu;
 };
 
 struct SpeechStats {
@@ -175,6 +182,10 @@ class SpeechScheduler {
   void work(engine::WindowRunner& runner, size_t index);
   // Threads for a window starting now (see the class comment).
   int32_t threads_for_window_locked() const REQUIRES(core_->mutex);
+  // The CPU threads running windows may use now (the tenant's grant, or options.threads).
+  int32_t budget() const;
+  // Tells the CPU share whether requests are in flight.
+  void note_busy_locked() REQUIRES(core_->mutex);
   // Windows that may run at once: the budget at its minimum per window, within the states.
   int64_t window_limit() const;
   // Whether another window may start now (the limit, and the threads the running ones leave).

@@ -168,6 +168,7 @@ void TextScheduler::run() {
     {
       MutexLock lock(mutex_);
       while (!(stopping_ || cancel_all_ || !queue_.empty() || batch_->has_work())) {
+        if (options_.cpu) options_.cpu->set_busy(false);  // idle: the others take every thread
         wake_.wait(mutex_);
       }
       if (stopping_) cancel_all_ = true;
@@ -241,6 +242,10 @@ void TextScheduler::run() {
       continue;
     }
 
+    if (options_.cpu) {
+      options_.cpu->set_busy(true);
+      batch_->set_threads(options_.cpu->threads());
+    }
     const engine::StepStats step = batch_->step();
     steps_.fetch_add(1);
     running_count_.store(static_cast<int32_t>(running_.size()));

@@ -30,6 +30,7 @@
 
 #include "core/thread_annotations.h"
 #include "engine/text_batch.h"
+#include "scheduler/cpu_share.h"
 #include "scheduler/generation.h"
 
 namespace mmserve::scheduler {
@@ -38,6 +39,9 @@ struct SchedulerOptions {
   // Requests that may wait for a slot beyond those free slots take at once; more are refused
   // with kBusy. 0: never wait.
   int32_t queue_size = 64;
+  // When set, each step runs with this tenant's grant of CPU threads (cpu_share.h): every
+  // thread of the process while no other model has work, its share while one has.
+  std::shared_ptr<CpuShare::Tenant> cpu;
 };
 
 struct SchedulerStats {

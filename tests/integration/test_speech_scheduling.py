@@ -9,7 +9,8 @@ import threading
 import time
 
 import pytest
-from conftest import running_server
+from conftest import STORIES, needs_stories, running_server
+from prometheus_text import scrape
 from speech_support import JFK, SMALL, infer_speech, needs_jfk, speech_like, synth_whisper, wav_bytes
 
 pytestmark = needs_jfk
@@ -125,3 +126,64 @@ def test_a_burst_finishes_shortest_first_one_full_speed_window_at_a_time(tmp_pat
         # order of length, each ahead of the first request's second window (10 s left).
         assert peak["running"] == 1
         assert finished == ["3s", "8s", "first", "15s"] or finished == ["3s", "8s", "15s", "first"], finished
+
+
+def engine_calls(server):
+    """mmserve_engine_calls_total as {(model, threads): count}."""
+    return {(d["model"], d["threads"]): v
+            for d, v in scrape(server).series("mmserve_engine_calls_total")}
+
+
+def moved(before, after):
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+@needs_stories
+def test_the_process_threads_go_to_whichever_model_has_work(tiny):
+    """README, CPU threads: with -t 2, a text model and a speech model, each runs with both
+    threads while the other is idle, and text decode steps run with its share (one) while a
+    transcription is in flight."""
+    with running_server("-m", STORIES, "--whisper-model", tiny, "-t", "2", env=ENV) as server:
+        before = engine_calls(server)
+        status, _, body = infer_speech(server, wav_bytes(speech_like(45.0)), language="en", timeout=300)
+        assert status == 200, body
+        speech = moved(before, engine_calls(server))
+        assert len(speech) == 1, speech  # the whisper model's windows only
+        (whisper_name, threads), windows = next(iter(speech.items()))
+        assert threads == "2" and windows >= 2, speech  # alone: both threads, every window
+
+        before = engine_calls(server)
+        status, _, body = server.post("/v1/inference", {"input": "Once upon a time", "task": "text-gen",
+                                                        "parameters": {"max_tokens": 32}})
+        assert status == 200, body
+        text = moved(before, engine_calls(server))
+        assert {threads for _, threads in text} == {"2"}, text  # alone: both threads
+        text_name = next(iter(text))[0]
+        assert text_name != whisper_name
+
+        # Text requests back to back for as long as a recording is being transcribed (long ones:
+        # each is a log line on the server's stderr, a pipe nobody reads until it exits).
+        before, stop, failures = engine_calls(server), threading.Event(), []
+
+        def text_loop():
+            while not stop.is_set():
+                status, _, body = server.post("/v1/inference", {
+                    "input": "Once upon a time", "task": "text-gen",
+                    "parameters": {"max_tokens": 400, "ignore_eos": True}})
+                if status != 200:
+                    failures.append(body)
+
+        loop = threading.Thread(target=text_loop)
+        loop.start()
+        try:
+            status, _, body = infer_speech(server, wav_bytes(speech_like(45.0)), language="en",
+                                           timeout=300)
+        finally:
+            stop.set()
+            loop.join()
+        assert status == 200, body
+        assert not failures, failures[:1]
+        both = moved(before, engine_calls(server))
+        # Steps decoded while the transcription was in flight ran on text's share.
+        assert both.get((text_name, "1"), 0) > 0, both
+        assert sum(v for (m, _), v in both.items() if m == whisper_name) >= 2, both

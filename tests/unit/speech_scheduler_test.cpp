@@ -199,6 +199,31 @@ TEST(SpeechScheduler, AtMostTheBudgetOverTheMinimumWindowsRunAtOnce) {
   EXPECT_GE(bench.started[3].threads, 2);
 }
 
+// Beside a text model (cpu_share.h): a window takes every thread of the process while the
+// text model is idle and the speech share while it has work; the scheduler says it is busy
+// exactly while a request is in flight.
+TEST(SpeechScheduler, WindowsTakeEveryThreadWhileTextIsIdleAndTheirShareBesideIt) {
+  Bench bench;
+  auto cpu = std::make_shared<CpuShare>(4);
+  auto text = cpu->tenant(2);
+  auto speech = make(bench, 1, {.threads = 2, .min_threads_per_window = 2, .cpu = cpu->tenant(2)});
+  EXPECT_EQ(text->threads(), 4);                 // no speech in flight
+  auto job = speech->submit(audio(85), kNever);  // three windows
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 1; }));
+  EXPECT_EQ(text->threads(), 2);  // speech is busy: text gets its share
+  text->set_busy(true);
+  bench.release();
+  ASSERT_TRUE(bench.wait_for([&] { return bench.started.size() == 2; }));
+  text->set_busy(false);
+  bench.release(2);
+  EXPECT_EQ(job->wait().window_threads, (std::vector<int32_t>{4, 2, 4}));
+  ASSERT_EQ(bench.started.size(), 3u);
+  EXPECT_EQ(bench.started[0].threads, 4);
+  EXPECT_EQ(bench.started[1].threads, 2);
+  EXPECT_EQ(bench.started[2].threads, 4);
+  EXPECT_EQ(text->threads(), 4);  // done: speech is idle again
+}
+
 TEST(SpeechScheduler, EachWindowIsConditionedOnThePreviousOneAndKeepsTheLanguage) {
   Bench bench;
   auto speech = make(bench, 1);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -137,4 +138,41 @@ TEST_F(TextSchedulerTest, ManyThreadsSubmitAndReadConcurrently) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(matches.load(), 8);
+}
+
+// Beside a speech model (cpu_share.h): steps take every thread of the process while speech is
+// idle, and the text share while it has work.
+TEST_F(TextSchedulerTest, StepsTakeEveryThreadWhileSpeechIsIdleAndTheirShareBesideIt) {
+  auto cpu = std::make_shared<scheduler::CpuShare>(3);
+  auto speech = cpu->tenant(1);
+  auto batch = std::make_unique<engine::TextBatch>(
+      model_, engine::BatchOptions{.n_ctx = 512, .n_parallel = 1, .threads = 2});
+  TextScheduler s(std::move(batch), {.queue_size = 4, .cpu = cpu->tenant(2)});
+  std::mutex m;
+  std::vector<int32_t> threads;
+  s.set_step_observer([&](const engine::StepStats& step) {
+    std::lock_guard lock(m);
+    threads.push_back(step.threads);
+  });
+  // Text is idle again once the speech tenant is offered every thread: its scheduler thread is
+  // back waiting, past the observer of its last step.
+  auto text_idle = [&] {
+    for (int i = 0; i < 20000 && speech->threads() != 3; ++i) std::this_thread::sleep_for(1ms);
+    return speech->threads() == 3;
+  };
+  EXPECT_EQ(s.submit(request("Once upon a time", 4), in(600s))->wait().result.completion_tokens, 4);
+  ASSERT_TRUE(text_idle());
+  {
+    std::lock_guard lock(m);
+    ASSERT_FALSE(threads.empty());
+    for (int32_t t : threads) EXPECT_EQ(t, 3);  // alone: every thread
+    threads.clear();
+  }
+  speech->set_busy(true);
+  EXPECT_EQ(s.submit(request("Once upon a time", 4), in(600s))->wait().result.completion_tokens, 4);
+  ASSERT_TRUE(text_idle());
+  speech->set_busy(false);
+  std::lock_guard lock(m);
+  ASSERT_FALSE(threads.empty());
+  for (int32_t t : threads) EXPECT_EQ(t, 2);  // beside busy speech: its share
 }
