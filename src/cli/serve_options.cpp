@@ -48,7 +48,8 @@ constexpr const char* kServeUsage =
       --vad-model FILE    Silero VAD model (ggml): skip silence, cut audio windows at pauses
       --speech-parallel N   transcription windows run at once, one whisper state each (default 2)
       --speech-threads N  CPU threads for speech while a text model also has work (default:
-                          half of -t; text gets the rest); alone, either takes every thread
+                          half of -t; text gets the rest; alone, either takes every thread);
+                          without a text model, the threads speech runs with (default -t)
       --speech-window-threads N  the least threads a transcription window runs with (default
                           2): at most speech threads / N windows run at once, each at full
                           speed; the next window is the request with the least audio left

@@ -157,11 +157,12 @@ LoadSettings ModelRegistry::settings_for(const ModelSpec& spec) const {
                  .speech_window_threads = options_.speech_window_threads,
                  .speech_fallback = options_.speech_fallback};
   // `threads` is each model's share while another has work; text and speech models take every
-  // thread while alone (cpu_share.h). Embedding models keep a fixed count.
+  // thread while alone (cpu_share.h). Embedding models keep a fixed count, and so does speech
+  // on a server without a text model when --speech-threads names one.
   if (spec.kind == ModelKind::kSpeech) {
     s.threads =
         text ? speech_share : (options_.speech_threads > 0 ? options_.speech_threads : total);
-    s.cpu_share = cpu_share_;
+    if (text || options_.speech_threads <= 0) s.cpu_share = cpu_share_;
   } else {
     s.threads = speech ? std::max(1, total - speech_share) : total;
     if (spec.kind != ModelKind::kEmbedding) s.cpu_share = cpu_share_;

@@ -23,7 +23,7 @@ namespace mmserve::scheduler {
 class CpuShare : public std::enable_shared_from_this<CpuShare> {
  public:
   explicit CpuShare(int32_t total_threads);
-  int32_t total() const { return total_; }
+  [[nodiscard]] int32_t total() const { return total_; }
 
   class Tenant {
    public:
@@ -36,8 +36,8 @@ class CpuShare : public std::enable_shared_from_this<CpuShare> {
     void set_busy(bool busy);
     // Threads for this tenant's next engine call: every thread while no other tenant is busy,
     // else its share.
-    int32_t threads() const;
-    int32_t share() const { return share_; }
+    [[nodiscard]] int32_t threads() const;
+    [[nodiscard]] int32_t share() const { return share_; }
 
    private:
     std::shared_ptr<CpuShare> owner_;
@@ -46,7 +46,7 @@ class CpuShare : public std::enable_shared_from_this<CpuShare> {
   };
 
   // A tenant that runs with `threads_beside_others` (clamped to [1, total]) while others work.
-  std::unique_ptr<Tenant> tenant(int32_t threads_beside_others);
+  [[nodiscard]] std::unique_ptr<Tenant> tenant(int32_t threads_beside_others);
 
  private:
   const int32_t total_;

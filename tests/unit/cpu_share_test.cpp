@@ -48,8 +48,12 @@ TEST(CpuShare, SharesAreClampedAndADestroyedTenantIsNoLongerBusy) {
 TEST(CpuShare, ConcurrentFlipsKeepTheCount) {
   auto cpu = std::make_shared<CpuShare>(2);
   std::vector<std::unique_ptr<CpuShare::Tenant>> tenants;
-  for (int i = 0; i < 4; ++i) tenants.push_back(cpu->tenant(1));
+  tenants.reserve(4);
+  for (int i = 0; i < 4; ++i) {
+    tenants.push_back(cpu->tenant(1));
+  }
   std::vector<std::thread> threads;
+  threads.reserve(tenants.size());
   for (auto& t : tenants) {
     threads.emplace_back([&t] {
       for (int i = 0; i < 2000; ++i) {
@@ -58,7 +62,9 @@ TEST(CpuShare, ConcurrentFlipsKeepTheCount) {
       }
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads) {
+    t.join();
+  }
   auto probe = cpu->tenant(1);
   EXPECT_EQ(probe->threads(), 2);  // every tenant ended idle
 }
