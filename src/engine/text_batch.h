@@ -174,7 +174,6 @@ class TextBatch {
 
   // CPU threads for the steps from the next one on (a CpuShare's grant; >= 1).
   void set_threads(int32_t threads);
-  int32_t threads() const { return threads_; }
 
  private:
   struct Slot;

@@ -4,11 +4,9 @@
 // has nothing to do: text streams decoded on one of two cores while no transcription runs, or
 // the reverse. Here each scheduler is a tenant that says when it has work. A tenant alone with
 // work runs with every thread; while another tenant has work too, each runs with its share (the
-// split). On small CPUs this is also faster than taking turns at full width: a one-thread decode
-// of a small model does more work per core than a two-thread one, which waits at every op's
-// barrier. Engines fix their thread count per call (a text step, a whisper window), so a change
-// takes effect at a tenant's next call: for at most one step or window the two may together run
-// more threads than their shares.
+// split), so the two never oversubscribe the cores. Engines fix their thread count per call (a
+// text step, a whisper window), so a change takes effect at a tenant's next call: for at most
+// one step or window the two may together run more threads than their shares.
 //
 // Ownership: the registry owns the CpuShare (shared_ptr); each scheduler owns its Tenant, which
 // keeps the CpuShare alive. Threading: every method is thread-safe (atomics).

@@ -293,7 +293,7 @@ SpeechScheduler::Active* SpeechScheduler::pick_locked(std::vector<std::shared_pt
     }
     ++it;
   }
-  note_busy_locked();
+  if (!done.empty()) note_busy_locked();  // a cancelled request may have been the last
   return best;
 }
 

@@ -136,9 +136,8 @@ struct SpeechSchedulerOptions {
   // requests at temperature 0, as OpenAI's API does; --no-speech-fallback turns it off
   // (whisper-server's --no-fallback): greedy only, and the same time for every window.
   bool fallback = true;
-  // When set, the budget is this tenant's grant instead of `threads` (cpu_share.h): every
-  // thread of the process while no other model has work, its share while one has. Read as each
-  // window starts.
+  // When set, the budget is this tenant's grant instead of `threads` (cpu_share.h), read as
+  // each window starts.
   std::shared_ptr<CpuShare::Tenant> cpu;
 };
 

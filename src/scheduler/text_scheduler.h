@@ -39,8 +39,7 @@ struct SchedulerOptions {
   // Requests that may wait for a slot beyond those free slots take at once; more are refused
   // with kBusy. 0: never wait.
   int32_t queue_size = 64;
-  // When set, each step runs with this tenant's grant of CPU threads (cpu_share.h): every
-  // thread of the process while no other model has work, its share while one has.
+  // When set, each step runs with this tenant's grant of CPU threads (cpu_share.h).
   std::shared_ptr<CpuShare::Tenant> cpu;
 };
 
