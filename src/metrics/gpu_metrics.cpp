@@ -4,20 +4,25 @@
 
 #include <string>
 
-namespace mmserve::metrics {
-namespace {
-
-// The few NVML types used here, as declared in NVIDIA's nvml.h (stable C ABI).
-using nvmlReturn_t = int;
-using nvmlDevice_t = void*;
-constexpr nvmlReturn_t kNvmlSuccess = 0;
-constexpr int kNvmlTemperatureGpu = 0;
+// The two NVML structs used here, as declared in NVIDIA's nvml.h (stable C ABI). At global scope,
+// as in nvml.h: a call through a pointer whose parameter types differ from the definition's is
+// undefined (clang's -fsanitize=function reports it against the test's fake NVML).
+extern "C" {
 struct nvmlMemory_t {
   unsigned long long total, free, used;
 };
 struct nvmlUtilization_t {
   unsigned int gpu, memory;
 };
+}
+
+namespace mmserve::metrics {
+namespace {
+
+using nvmlReturn_t = int;
+using nvmlDevice_t = void*;
+constexpr nvmlReturn_t kNvmlSuccess = 0;
+constexpr int kNvmlTemperatureGpu = 0;
 
 }  // namespace
 

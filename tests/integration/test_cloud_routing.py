@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOLDEN, STORIES, needs_stories, running_server
+from conftest import BIN, GOLDEN, STORIES, needs_stories, running_server, sanitized
 from fake_cloud import ANSWER, ANSWER_CHUNKS, MID_STREAM_CHUNKS, FakeCloud
 from prometheus_text import scrape
 
@@ -191,7 +191,9 @@ def load_corpus(count, seed):
 
 
 def test_no_planted_identifier_ever_reaches_the_cloud(cloud, tmp_path):
-    records = load_corpus(5000, 20261201)  # the first 5000 of the unit test's corpus
+    # The first 5000 of the unit test's corpus; 1500 on a sanitizer build, where the same calls
+    # take twice as long and what ASan checks (the server's memory) is the same for each record.
+    records = load_corpus(1500 if sanitized(BIN) else 5000, 20261201)
     policy = 'route = "auto"\n\n[overflow]\nqueued = 0\n'  # every clean call overflows to the cloud
     results = [None] * len(records)
     with cloud_server(cloud, tmp_path, policy, "--parallel", "4") as server:
@@ -261,7 +263,7 @@ def test_no_planted_identifier_ever_reaches_the_cloud(cloud, tmp_path):
     # The look-alikes carry no finding: every clean record went to the cloud, and the cloud saw
     # exactly those texts, each once.
     assert not clean_local, clean_local[:10]
-    assert clean_total > 1000 and clean_cloud == clean_total
+    assert clean_total > len(records) // 5 and clean_cloud == clean_total
     sent_texts = collections.Counter(m["content"] for b in cloud.bodies() for m in b["messages"] if m["role"] == "user")
     assert sent_texts == collections.Counter(r["text"] for r in records if not r["planted"])
     assert len(sent) == clean_total
