@@ -72,6 +72,14 @@ struct TextBatch::Slot {
   }
 };
 
+struct TextBatch::StepBatch {
+  explicit StepBatch(int32_t rows) : batch(llama_batch_init(rows, 0, 1)) {}
+  ~StepBatch() { llama_batch_free(batch); }
+  StepBatch(const StepBatch&) = delete;
+  StepBatch& operator=(const StepBatch&) = delete;
+  llama_batch batch;
+};
+
 TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions& options,
                      std::shared_ptr<VisionModel> vision)
     : model_(std::move(model)), vision_(std::move(vision)) {
@@ -111,6 +119,7 @@ TextBatch::TextBatch(std::shared_ptr<const TextModel> model, const BatchOptions&
   const llama_model* raw = model_->raw();
   share_cells_ =
       !llama_model_is_recurrent(raw) && !llama_model_is_hybrid(raw) && llama_model_n_swa(raw) == 0;
+  step_batch_ = std::make_unique<StepBatch>(n_batch_);
   for (int32_t i = 0; i < parallel; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->seq = i;
@@ -610,7 +619,8 @@ StepStats TextBatch::step() {
     turn_left_ = 0;
   }
   auto in_group = [&](const Slot& s) { return !mixed || s.request.lora.same_as(chosen); };
-  llama_batch batch = llama_batch_init(n_batch_, 0, 1);
+  llama_batch& batch = step_batch_->batch;
+  batch.n_tokens = 0;
   struct Row {
     Slot* slot;
     int32_t index;
@@ -665,7 +675,6 @@ StepStats TextBatch::step() {
   prefill_cursor_ = (prefill_cursor_ + 1) % n;
 
   if (batch.n_tokens == 0) {
-    llama_batch_free(batch);
     if (vision_ != nullptr) media_step(stats, mixed ? &chosen : nullptr);
     return stats;
   }
@@ -677,7 +686,6 @@ StepStats TextBatch::step() {
   average = average == 0 ? stats.decode_ms : 0.8 * average + 0.2 * stats.decode_ms;
   stats.tokens = batch.n_tokens;
   stats.sequences = static_cast<int32_t>(in_batch.size());
-  llama_batch_free(batch);
 
   if (rc != 0) {
     const Error why(ErrorCode::kInternal, rc == 1

@@ -209,6 +209,10 @@ class TextBatch {
   llama_context* ctx_ = nullptr;
   int32_t n_ctx_ = 0;
   int32_t n_batch_ = 0;
+  // The llama_batch every step fills, allocated once: llama_batch_init makes one allocation per
+  // row (n_batch_ of them), which a step per token would repeat.
+  struct StepBatch;
+  std::unique_ptr<StepBatch> step_batch_;
   int32_t threads_ = 1;
   bool share_cells_ = false;  // see the constructor
   std::vector<std::unique_ptr<Slot>> slots_;
