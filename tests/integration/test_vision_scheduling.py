@@ -1,6 +1,7 @@
 """Image requests share the continuous-batching scheduler with text: while images are encoded
 and decoded, running text streams keep producing tokens (at most one image unit runs between two
-of their steps), every request completes, and the text streams' outputs are unchanged.
+of their steps), every request completes, and the text streams' outputs are unchanged (up to a
+near-tie: see tie_support).
 
 The worst gap between two pieces of a running stream while the images were worked on is printed
 (pytest -s shows it); no test asserts on time."""
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import running_server
+from tie_support import TIE_MARGIN, first_divergence_margin
 from vision_support import FFMPEG, PHOTO, caption_body, data_url, source_picture, synth_vlm
 
 PROMPTS = ["Once upon a time", "The weather today", "A list of colours:", "In the kitchen there"]
@@ -29,8 +31,9 @@ def setup(tmp_path_factory):
 
 
 def text_body(prompt, stream=False):
+    # Raw (no chat template), so that the tie detector's /v1/completions run is the same prompt.
     return {"input": prompt, "task": "text-gen", "stream": stream,
-            "parameters": {"max_tokens": TEXT_TOKENS, "temperature": 0}}
+            "parameters": {"max_tokens": TEXT_TOKENS, "temperature": 0, "raw": True}}
 
 
 def timed_stream(server, body, events, started):
@@ -76,10 +79,15 @@ def test_image_requests_beside_four_text_streams(setup):
             t1 = time.monotonic()
             together = [f.result() for f in streams]
 
-    for status, _, body in image_results:
-        assert status == 200, body
-        assert body["output"] == solo_image["output"]
-    assert together == alone
+        for status, _, body in image_results:
+            assert status == 200, body
+            assert body["output"] == solo_image["output"]
+        # A stream beside images differs from its run alone only at a near-tie (stop 28's CI saw
+        # one flip 150 tokens in, under ASan's timing).
+        for prompt, a, t in zip(PROMPTS, alone, together):
+            if a != t:
+                margin = first_divergence_margin(server, prompt, a, t, max_tokens=TEXT_TOKENS)
+                assert margin < TIE_MARGIN, (prompt, a, t, margin)
 
     # Report: how long running streams waited between two pieces while the images were worked.
     gaps, usual = [], []
