@@ -24,7 +24,10 @@ def markdown(res):
         "models are synthetic with real shapes",
         "(`mmserve synth`), identical files for both sides. Ratios are mmserve / peer for",
         "throughput (higher is better) and peer / mmserve for latency (higher is better), taken",
-        "in one run with the servers alternating. Reproduce with `make bench`.",
+        "in one run with the servers alternating. "
+        f"Each figure is the median of {res.get('rounds', 1)} launches of its server, alternating with the "
+        "other's (every launch is in the raw results); the shared system prompt and the long "
+        "recording are measured once. Reproduce with `make bench`.",
         "",
         "## Single stream, by quantization (Llama 3.2 1B shape)",
         "",

@@ -21,6 +21,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import servers  # noqa: E402
+from rounds import measured  # noqa: E402
 import speech_workloads  # noqa: E402
 import text_workloads  # noqa: E402
 
@@ -59,11 +60,6 @@ def synth_models(mmserve, quick, speech_only=False):
     return paths
 
 
-def alternate(i, pair):
-    """Alternates which server goes first, so drift on a noisy machine does not favour one."""
-    return pair if i % 2 == 0 else list(reversed(pair))
-
-
 def text_server(kind, bins, mmserve, model, threads, parallel, ctx, batch=512):
     if kind == "llama-server":
         cmd = servers.llama_server_cmd(str(bins / "llama-server"), model, threads, parallel, ctx, batch)
@@ -84,15 +80,23 @@ def run(args):
     gen = 32 if args.quick else 128
     prompt_words = 150 if args.quick else 400
 
+    # Each comparison launches both servers `rounds` times, alternating, and reports medians
+    # (rounds.py); the shared system prompt and the long recording, where the gaps are several
+    # times over, once.
+    rounds = args.rounds or (1 if args.quick else 3)
+    results["rounds"] = rounds
+
     # 1. Single stream per quantization: prompt processing and generation.
     text_models = [] if args.speech_only else [n for n in models if n.startswith("llama-3.2-1b")]
     for i, name in enumerate(text_models):
         size = Path(models[name]).stat().st_size
         row = {"model": name, "file_mib": round(size / 2**20, 1)}
-        for kind in alternate(i, pair):
+
+        def single(kind, _round, name=name):
             with text_server(kind, bins, mmserve, models[name], threads, 1, 2048) as (url, cmd):
-                row[kind] = text_workloads.single_stream(url, prompt_words, gen, repeats=1 if args.quick else 2)
                 results["commands"][kind + " (single stream)"] = " ".join(cmd)
+                return text_workloads.single_stream(url, prompt_words, gen, repeats=1 if args.quick else 2)
+        row.update(measured(rounds, i, pair, single))
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["quant"].append(row)
 
@@ -100,10 +104,12 @@ def run(args):
     q4 = models.get("llama-3.2-1b-q4_k_m")
     for i, clients in enumerate([] if args.speech_only else [4, 16]):
         row = {"model": "llama-3.2-1b-q4_k_m", "clients": clients}
-        for kind in alternate(i, pair):
+
+        def concurrent(kind, _round, clients=clients):
             with text_server(kind, bins, mmserve, q4, threads, clients, 256 * clients) as (url, cmd):
-                row[kind] = text_workloads.concurrent(url, clients, 1, gen // 2)
                 results["commands"][kind + " (concurrent)"] = " ".join(cmd)
+                return text_workloads.concurrent(url, clients, 1, gen // 2)
+        row.update(measured(rounds, i, pair, concurrent))
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["concurrency"].append(row)
 
@@ -119,12 +125,13 @@ def run(args):
 
     # 3. Mixture of experts: single stream and 4 clients.
     moe = models.get("moe-small-q8_0")
-    row = {"model": "moe-small-q8_0"}
-    for kind in [] if args.speech_only else pair:
+
+    def moe_round(kind, _round):
         with text_server(kind, bins, mmserve, moe, threads, 4, 2048) as (url, _):
-            row[kind] = {"single": text_workloads.single_stream(url, prompt_words, gen, repeats=1),
-                         "clients4": text_workloads.concurrent(url, 4, 1, gen // 2)}
+            return {"single": text_workloads.single_stream(url, prompt_words, gen, repeats=1),
+                    "clients4": text_workloads.concurrent(url, 4, 1, gen // 2)}
     if not args.speech_only:
+        row = {"model": "moe-small-q8_0", **measured(rounds, 0, pair, moe_round)}
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["moe"].append(row)
 
@@ -142,7 +149,8 @@ def run(args):
     whisper_models = [m for m in ("whisper-tiny", "whisper-base") if m in models]
     for i, wname in enumerate(whisper_models):
         row = {"model": wname, "clips_s": lengths}
-        for kind in alternate(i, ["whisper-server", "mmserve"]):
+
+        def speech(kind, round_, wname=wname):
             if kind == "whisper-server":
                 cmd = servers.whisper_server_cmd(str(bins / "whisper-server"), models[wname], threads)
                 ctx = servers.launched(cmd, "/", LOG)
@@ -151,32 +159,34 @@ def run(args):
                                           speech_parallel=len(clips))
                 ctx = servers.launched(cmd, "/ready", LOG)
             with ctx as (url, cmd):
-                row[kind] = speech_workloads.concurrent_transcriptions(url, kind, clips)
-                # A long recording, then a short clip half a second later (same server).
-                row[kind]["long_then_short"] = speech_workloads.long_then_short(url, kind, long_clip, short_clip)
                 results["commands"][kind + " (speech)"] = " ".join(cmd)
+                out = speech_workloads.concurrent_transcriptions(url, kind, clips)
+                if round_ == 0:  # a long recording, then a short clip half a second later
+                    out["long_then_short"] = speech_workloads.long_then_short(url, kind, long_clip, short_clip)
+                return out
+        row.update(measured(rounds, i, ["whisper-server", "mmserve"], speech))
         print(f"[bench] {json.dumps(row)}", file=sys.stderr)
         results["speech"].append(row)
 
     # 5. Mixed load: text streams and transcriptions at once. Peers: llama-server and
     # whisper-server side by side, each given every core (what a user would deploy).
     mixed_clients = 4
-    for i, kind in enumerate([] if args.speech_only else ["peers", "mmserve"]):
-        t0 = time.perf_counter()
+
+    def mixed(kind, _round):
         if kind == "peers":
             with text_server("llama-server", bins, mmserve, q4, threads, mixed_clients, 256 * mixed_clients) as (turl, _), \
                  servers.launched(servers.whisper_server_cmd(str(bins / "whisper-server"), models["whisper-tiny"], threads),
                                   "/", LOG) as (surl, _):
-                text_url, speech_url = turl, surl
-                row = mixed_round(text_url, speech_url, "whisper-server", clips, mixed_clients, gen // 2)
-        else:
-            cmd = servers.mmserve_cmd(mmserve, threads, mixed_clients, 256 * mixed_clients, 512, model=q4,
-                                      whisper=models["whisper-tiny"], speech_parallel=2)
-            with servers.launched(cmd, "/ready", LOG) as (url, _):
-                row = mixed_round(url, url, "mmserve", clips, mixed_clients, gen // 2)
-        row["server"] = kind
-        results["mixed"].append(row)
-        print(f"[bench] mixed {kind}: {json.dumps(row)} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+                return mixed_round(turl, surl, "whisper-server", clips, mixed_clients, gen // 2)
+        cmd = servers.mmserve_cmd(mmserve, threads, mixed_clients, 256 * mixed_clients, 512, model=q4,
+                                  whisper=models["whisper-tiny"], speech_parallel=2)
+        with servers.launched(cmd, "/ready", LOG) as (url, _):
+            return mixed_round(url, url, "mmserve", clips, mixed_clients, gen // 2)
+    if not args.speech_only:
+        t0 = time.perf_counter()
+        for kind, row in measured(rounds, 0, ["peers", "mmserve"], mixed).items():
+            results["mixed"].append({**row, "server": kind})
+        print(f"[bench] mixed {json.dumps(results['mixed'])} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
@@ -206,6 +216,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller models and workloads (a smoke run)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="launches of each server per comparison, alternating; medians are reported "
+                         "(default 3, --quick 1)")
     ap.add_argument("--text-only", action="store_true", help="skip the speech and mixed workloads")
     ap.add_argument("--speech-only", action="store_true", help="only the speech workloads")
     ap.add_argument("--json", default=str(HERE / "results" / "latest.json"))
