@@ -1,6 +1,8 @@
 #include "scheduler/speech_scheduler.h"
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
 #include "core/error.h"
 #include "media/audio_decode.h"
@@ -20,6 +22,31 @@ constexpr size_t kContextTokens = 224;
 
 double window_seconds(const engine::AudioWindow& w) {
   return static_cast<double>(w.end - w.begin) / media::kSpeechSampleRate;
+}
+
+// Runs one window on a thread of its own, which ends with it. Why: ggml's CPU backend is built
+// with OpenMP, and libgomp keeps a team of worker threads for every thread that has run a
+// parallel region until that thread exits. Once it manages more threads than there are CPUs it
+// cuts its barrier spinning to almost nothing, and each of a graph's ~300 barriers becomes a
+// futex sleep and wake-up. One long-lived worker per whisper state (--speech-parallel) kept that
+// many teams alive: a burst of four clips on two cores took 4.7 s with four states against 3.5 s
+// with one. With a thread per window, only running windows hold teams.
+engine::WindowResult run_on_own_thread(engine::WindowRunner& runner,
+                                       const engine::WindowTask& task) {
+  engine::WindowResult result;
+  std::exception_ptr failure;
+  std::thread compute([&]() noexcept {
+    try {
+      result = runner.run(task);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  compute.join();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  return result;
 }
 
 }  // namespace
@@ -380,9 +407,9 @@ void SpeechScheduler::reap() {
 void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
   MutexLock lock(core_->mutex);
   for (;;) {
-    // The idle worker that ran last takes the next window: its ggml (OpenMP) threads and its
-    // state's buffers are warm. Handing work to whichever wakes first made back-to-back
-    // requests half again slower on a many-state server: every other idle OpenMP team spins.
+    // The idle worker that ran last takes the next window: its state's buffers are warm.
+    // (Handing work to whichever woke first made back-to-back requests half again slower on a
+    // many-state server, when each worker also kept an OpenMP team: see run_on_own_thread.)
     const auto idle_at = std::find(idle_.begin(), idle_.end(), index);
     const bool my_turn = idle_at == idle_.end() || idle_at + 1 == idle_.end();
     std::vector<std::shared_ptr<Active>> dropped;
@@ -440,7 +467,7 @@ void SpeechScheduler::work(engine::WindowRunner& runner, size_t index) {
     std::optional<Error> error;
     bool cancelled = false;
     try {
-      result = runner.run(task);
+      result = run_on_own_thread(runner, task);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kCancelled) {
         cancelled = true;
