@@ -27,3 +27,12 @@ def first_divergence_margin(server, prompt, alone, together, max_tokens=48, head
     token = max(i for i, offset in enumerate(lp["text_offset"]) if offset <= at)
     best, second = sorted(lp["top_logprobs"][token].values(), reverse=True)[:2]
     return best - second
+
+
+def assert_only_near_ties(server, prompts, alone, together, **kw):
+    """Each prompt's greedy output in a batch (`together`) equals its run alone, or first differs
+    where the run alone had a near-tie; `kw` goes to first_divergence_margin."""
+    for prompt, a, t in zip(prompts, alone, together, strict=True):
+        if a != t:
+            margin = first_divergence_margin(server, prompt, a, t, **kw)
+            assert margin < TIE_MARGIN, (prompt, a, t, margin)
