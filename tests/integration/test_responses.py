@@ -77,9 +77,17 @@ def test_text_response_and_its_stream_agree(stories):
 
 
 def test_a_complete_answer_is_completed(stories):
-    status, _, r = stories.post("/v1/responses", {"input": [{"role": "user", "content": [
-        {"type": "input_text", "text": "Once"}]}], "max_output_tokens": 400, "temperature": 0})
-    assert status == 200 and r["status"] in ("completed", "incomplete"), r
+    # Unbiased, stories260K runs past 400 tokens (and 400 of them took over 60 s on CI's loaded
+    # machine); a bias of 30 on its </s> (token 2; greedy decoding picks it first from about 21)
+    # makes it end the answer itself.
+    body = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "Once"}]}],
+            "max_output_tokens": 400, "temperature": 0}
+    status, _, r = stories.post("/v1/responses", {**body, "logit_bias": {"2": 30}})
+    assert status == 200 and r["status"] == "completed" and r["incomplete_details"] is None, r
+    assert r["usage"]["output_tokens"] < 400, r
+    status, _, r = stories.post("/v1/responses", {**body, "max_output_tokens": 8})
+    assert status == 200 and r["status"] == "incomplete", r
+    assert r["incomplete_details"] == {"reason": "max_output_tokens"}, r
 
 
 def test_function_calls_as_output_items_whole_and_streamed(qwen3):
