@@ -70,7 +70,7 @@ def markdown(res):
                   f"| generation tok/s | {p['single']['tg_tokens_per_s']} | {o['single']['tg_tokens_per_s']} | {ratio(o['single']['tg_tokens_per_s'], p['single']['tg_tokens_per_s'])} |",
                   f"| 4 clients tok/s | {p['clients4']['tokens_per_s']} | {o['clients4']['tokens_per_s']} | {ratio(o['clients4']['tokens_per_s'], p['clients4']['tokens_per_s'])} |"]
     if res["speech"]:
-        lines += ["", "## Concurrent transcriptions (all clips sent at once)", "",
+        lines += ["", "## Concurrent transcriptions (a burst: the clips sent 20 ms apart, shortest first)", "",
                   "| model | clips s | wall s whisper-server | wall s mmserve | throughput ratio | latency per clip whisper-server | latency per clip mmserve |",
                   "|---|---|---|---|---|---|---|"]
         for row in res["speech"]:
