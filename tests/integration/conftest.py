@@ -44,8 +44,10 @@ class Server:
         self.proc, self.port = proc, port
         self.url = f"http://127.0.0.1:{port}"
 
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        """Returns (status, headers, parsed JSON or raw text)."""
+    def request(self, method, path, body=None, headers=None, timeout=120):
+        """Returns (status, headers, parsed JSON or raw text). The timeout catches a hang, not
+        slowness: beside another test's busy 2-thread server, CI's 2-core machine once took over
+        60 s for 400 stories260K tokens that take 0.25 s alone."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
         conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
@@ -67,7 +69,7 @@ class Server:
         assert status == 200, body
         return body
 
-    def stream(self, path, body, timeout=60):
+    def stream(self, path, body, timeout=120):
         """Yields the decoded JSON (or "[DONE]") of each SSE event, checking each is UTF-8."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
