@@ -27,7 +27,8 @@ def markdown(res):
         "in one run with the servers alternating. "
         f"Each figure is the median of {res.get('rounds', 1)} launches of its server, alternating with the "
         "other's (every launch is in the raw results); the shared system prompt and the long "
-        "recording are measured once. Reproduce with `make bench`.",
+        "recording are measured once, and a launch's burst figures are the median of its bursts (each "
+        "kept). Reproduce with `make bench`.",
         "",
         "## Single stream, by quantization (Llama 3.2 1B shape)",
         "",
