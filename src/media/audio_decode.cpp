@@ -122,9 +122,6 @@ class Resampler {
   void flush() {
     if (swr_) convert(nullptr, 0);
   }
-  // The first decoded frame's rate and channel count (0 before any frame).
-  [[nodiscard]] int first_rate() const { return first_rate_; }
-  [[nodiscard]] int first_channels() const { return first_channels_; }
 
  private:
   void configure(const AVFrame* frame) {
@@ -165,10 +162,6 @@ class Resampler {
     }
     format_ = frame->format;
     rate_ = frame->sample_rate;
-    if (first_rate_ == 0) {
-      first_rate_ = frame->sample_rate;
-      first_channels_ = frame->ch_layout.nb_channels;
-    }
   }
   void convert(const uint8_t** in, int n_in) {
     const int room = swr_get_out_samples(swr_.get(), n_in);
@@ -185,8 +178,6 @@ class Resampler {
   std::unique_ptr<SwrContext, SwrDeleter> swr_;
   int format_ = -1;
   int rate_ = 0;
-  int first_rate_ = 0;
-  int first_channels_ = 0;
   AVChannelLayout layout_ = {};
 };
 
@@ -284,6 +275,12 @@ DecodedAudio decode_audio(std::span<const uint8_t> data, const AudioLimits& limi
         last_error = rc;
         return;
       }
+      // What is decoded, where the header said nothing usable: a FLAC STREAMINFO may claim
+      // 0 Hz while its frames carry their own rate (found by fuzz_audio).
+      if (out.source_rate <= 0 || out.source_channels <= 0) {
+        out.source_rate = frame->sample_rate;
+        out.source_channels = frame->ch_layout.nb_channels;
+      }
       resampler.push(frame.get());
       av_frame_unref(frame.get());
       if (max_samples > 0 && out.samples.size() > max_samples) {
@@ -314,12 +311,6 @@ DecodedAudio decode_audio(std::span<const uint8_t> data, const AudioLimits& limi
   avcodec_send_packet(dec.get(), nullptr);
   drain();
   resampler.flush();
-  // What was decoded, where the header said nothing usable: a FLAC STREAMINFO may claim 0 Hz
-  // while its frames carry their own rate (found by fuzz_audio).
-  if (out.source_rate <= 0 || out.source_channels <= 0) {
-    out.source_rate = resampler.first_rate();
-    out.source_channels = resampler.first_channels();
-  }
   if (out.samples.empty()) {
     throw invalid(bad_packets > 0 || last_error != 0
                       ? "the audio stream is corrupt: nothing could be decoded (" +
